@@ -1,0 +1,235 @@
+// Package config holds the relay's settings: their defaults, loading from a
+// YAML file and then from RELAY_* environment variables, and validation with
+// messages a person can act on.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is everything the relay can be told. The zero value is not useful:
+// start from Default or Load.
+type Config struct {
+	HTTPAddr string `yaml:"http_addr"`
+	// RedisURL empty means the embedded in-memory Redis (relay run only).
+	RedisURL string  `yaml:"redis_url"`
+	Webhook  Webhook `yaml:"webhook"`
+	SMTP     SMTP    `yaml:"smtp"`
+	Email    Email   `yaml:"email"`
+	Slack    Slack   `yaml:"slack"`
+	// TimeZone is the IANA zone dates are shown in when nothing more
+	// specific applies.
+	TimeZone     string `yaml:"timezone"`
+	TemplatesDir string `yaml:"templates_dir"`
+	// Retention is how long a delivered registration is remembered, and so
+	// how long a repeated delivery of it is recognised and sends nothing.
+	Retention Duration `yaml:"retention"`
+	Worker    Worker   `yaml:"worker"`
+	LogLevel  string   `yaml:"log_level"`
+}
+
+type Webhook struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+type SMTP struct {
+	// URL empty means emails are written as .eml files to OutboxDir.
+	URL       string `yaml:"url"`
+	PoolSize  int    `yaml:"pool_size"`
+	OutboxDir string `yaml:"outbox_dir"`
+}
+
+type Email struct {
+	From    string `yaml:"from"`
+	ReplyTo string `yaml:"reply_to"`
+}
+
+type Slack struct {
+	WebhookURL string `yaml:"webhook_url"`
+	Token      string `yaml:"token"`
+	Channel    string `yaml:"channel"`
+	// APIURL replaces https://slack.com/api/ for the bot token mode.
+	APIURL string `yaml:"api_url"`
+}
+
+type Worker struct {
+	Concurrency     int      `yaml:"concurrency"`
+	MaxRetry        int      `yaml:"max_retry"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Default returns the settings used for anything not configured.
+func Default() Config {
+	return Config{
+		HTTPAddr: ":8080",
+		Webhook:  Webhook{Username: "synap"},
+		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox"},
+		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
+		TimeZone: "UTC",
+		Retention: Duration(7 * 24 * time.Hour),
+		Worker: Worker{
+			Concurrency:     10,
+			MaxRetry:        20,
+			ShutdownTimeout: Duration(10 * time.Second),
+		},
+		LogLevel: "info",
+	}
+}
+
+// Load reads the YAML file at path (when path is not empty), then applies
+// the RELAY_* environment variables on top, then validates the result.
+func Load(path string, getenv func(string) string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for _, s := range Settings {
+		v := getenv(s.Env)
+		if v == "" {
+			continue
+		}
+		if err := s.set(&cfg, v); err != nil {
+			return cfg, fmt.Errorf("%s=%q: %w", s.Env, redactIf(s.Secret, v), err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		if path != "" {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (c Config) Validate() error {
+	var errs []error
+	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" {
+		errs = append(errs, fmt.Errorf("RELAY_TIMEZONE (timezone): %q is not an IANA time zone such as UTC or Europe/London", c.TimeZone))
+	}
+	if c.Webhook.Password != "" && c.Webhook.Username == "" {
+		errs = append(errs, errors.New("RELAY_WEBHOOK_USERNAME (webhook.username) is required when a password is set"))
+	}
+	if c.SMTP.URL != "" {
+		if _, err := ParseSMTPURL(c.SMTP.URL); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_SMTP_URL (smtp.url): %w", err))
+		}
+	}
+	if c.SMTP.PoolSize < 1 {
+		errs = append(errs, fmt.Errorf("RELAY_SMTP_POOL_SIZE (smtp.pool_size): %d, want 1 or more", c.SMTP.PoolSize))
+	}
+	if _, err := mailAddress(c.Email.From); err != nil {
+		errs = append(errs, fmt.Errorf("RELAY_EMAIL_FROM (email.from): %w", err))
+	}
+	if c.Email.ReplyTo != "" {
+		if _, err := mailAddress(c.Email.ReplyTo); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_EMAIL_REPLY_TO (email.reply_to): %w", err))
+		}
+	}
+	if c.Slack.WebhookURL != "" && c.Slack.Token != "" {
+		errs = append(errs, errors.New("RELAY_SLACK_WEBHOOK_URL and RELAY_SLACK_TOKEN are both set: choose one"))
+	}
+	if c.Slack.WebhookURL != "" {
+		if err := httpURL(c.Slack.WebhookURL); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_SLACK_WEBHOOK_URL (slack.webhook_url): %w", err))
+		}
+	}
+	if c.Slack.Token != "" && c.Slack.Channel == "" {
+		errs = append(errs, errors.New("RELAY_SLACK_CHANNEL (slack.channel) is required with RELAY_SLACK_TOKEN"))
+	}
+	if c.Slack.APIURL != "" {
+		if err := httpURL(c.Slack.APIURL); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_SLACK_API_URL (slack.api_url): %w", err))
+		}
+	}
+	if c.RedisURL != "" {
+		if _, err := url.Parse(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_REDIS_URL (redis_url): %w", err))
+		}
+	}
+	if c.Retention < Duration(time.Minute) {
+		errs = append(errs, fmt.Errorf("RELAY_RETENTION (retention): %s, want at least 1m", c.Retention))
+	}
+	if c.Worker.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("RELAY_WORKER_CONCURRENCY (worker.concurrency): %d, want 1 or more", c.Worker.Concurrency))
+	}
+	if c.Worker.MaxRetry < 0 {
+		errs = append(errs, fmt.Errorf("RELAY_MAX_RETRY (worker.max_retry): %d, want 0 or more", c.Worker.MaxRetry))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("RELAY_LOG_LEVEL (log_level): %q, want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// Location is the configured default time zone. Validate has checked it.
+func (c Config) Location() *time.Location {
+	loc, err := time.LoadLocation(c.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+func httpURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", redactURL(s))
+	}
+	return nil
+}
+
+// Duration reads "90s", "168h" or "7d" from YAML and the environment.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// parseDuration is time.ParseDuration plus whole days, which is how people
+// think of retention.
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q is not a duration such as 7d, 12h or 90s", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 7d, 12h or 90s", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,162 @@
+package config
+
+import (
+	"fmt"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// A Setting is one thing the relay can be told through the environment.
+// Settings is the single list the loader, `relay check` and the README
+// table are made from.
+type Setting struct {
+	Env     string
+	YAML    string
+	Secret  bool
+	Summary string
+	get     func(*Config) string
+	set     func(*Config, string) error
+}
+
+var Settings = []Setting{
+	str("RELAY_HTTP_ADDR", "http_addr", false, "address the webhook receiver listens on",
+		func(c *Config) *string { return &c.HTTPAddr }),
+	{Env: "RELAY_REDIS_URL", YAML: "redis_url", Secret: true,
+		Summary: "redis://, rediss:// or redis-sentinel:// URL; empty runs an in-memory Redis that keeps nothing (relay run only)",
+		get:     func(c *Config) string { return redactURL(c.RedisURL) },
+		set:     func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	str("RELAY_WEBHOOK_USERNAME", "webhook.username", false, "Basic auth username Synap sends",
+		func(c *Config) *string { return &c.Webhook.Username }),
+	secret("RELAY_WEBHOOK_PASSWORD", "webhook.password", "Basic auth password Synap sends; empty on embedded defaults generates one and prints it",
+		func(c *Config) *string { return &c.Webhook.Password }),
+	{Env: "RELAY_SMTP_URL", YAML: "smtp.url", Secret: true,
+		Summary: "smtp://user:pass@host:587?tls=starttls (tls=none|starttls|tls); empty writes .eml files to the outbox folder",
+		get:     func(c *Config) string { return redactURL(c.SMTP.URL) },
+		set:     func(c *Config, v string) error { c.SMTP.URL = v; return nil }},
+	integer("RELAY_SMTP_POOL_SIZE", "smtp.pool_size", "SMTP connections kept open and reused",
+		func(c *Config) *int { return &c.SMTP.PoolSize }),
+	str("RELAY_OUTBOX_DIR", "smtp.outbox_dir", false, "folder for .eml files when no SMTP server is configured",
+		func(c *Config) *string { return &c.SMTP.OutboxDir }),
+	str("RELAY_EMAIL_FROM", "email.from", false, "From address of student emails",
+		func(c *Config) *string { return &c.Email.From }),
+	str("RELAY_EMAIL_REPLY_TO", "email.reply_to", false, "Reply-To address of student emails",
+		func(c *Config) *string { return &c.Email.ReplyTo }),
+	{Env: "RELAY_SLACK_WEBHOOK_URL", YAML: "slack.webhook_url", Secret: true,
+		Summary: "Slack incoming-webhook URL for staff alerts",
+		get:     func(c *Config) string { return redactURL(c.Slack.WebhookURL) },
+		set:     func(c *Config, v string) error { c.Slack.WebhookURL = v; return nil }},
+	secret("RELAY_SLACK_TOKEN", "slack.token", "Slack bot token (xoxb-…), used with RELAY_SLACK_CHANNEL instead of a webhook",
+		func(c *Config) *string { return &c.Slack.Token }),
+	str("RELAY_SLACK_CHANNEL", "slack.channel", false, "channel id or name the bot posts to",
+		func(c *Config) *string { return &c.Slack.Channel }),
+	str("RELAY_SLACK_API_URL", "slack.api_url", false, "Slack Web API base URL (tests and proxies)",
+		func(c *Config) *string { return &c.Slack.APIURL }),
+	str("RELAY_TIMEZONE", "timezone", false, "IANA time zone dates are shown in",
+		func(c *Config) *string { return &c.TimeZone }),
+	str("RELAY_TEMPLATES_DIR", "templates_dir", false, "folder whose *.tmpl files replace the default templates of the same name",
+		func(c *Config) *string { return &c.TemplatesDir }),
+	duration("RELAY_RETENTION", "retention", "how long a registration is remembered to recognise a repeat",
+		func(c *Config) *Duration { return &c.Retention }),
+	integer("RELAY_WORKER_CONCURRENCY", "worker.concurrency", "deliveries a worker runs at once",
+		func(c *Config) *int { return &c.Worker.Concurrency }),
+	integer("RELAY_MAX_RETRY", "worker.max_retry", "retries of a failing delivery before it is archived (5s, 10s, 30s, … up to 4h apart)",
+		func(c *Config) *int { return &c.Worker.MaxRetry }),
+	duration("RELAY_SHUTDOWN_TIMEOUT", "worker.shutdown_timeout", "how long a stopping worker lets deliveries finish",
+		func(c *Config) *Duration { return &c.Worker.ShutdownTimeout }),
+	str("RELAY_LOG_LEVEL", "log_level", false, "debug, info, warn or error",
+		func(c *Config) *string { return &c.LogLevel }),
+}
+
+func str(env, key string, isSecret bool, summary string, field func(*Config) *string) Setting {
+	return Setting{Env: env, YAML: key, Secret: isSecret, Summary: summary,
+		get: func(c *Config) string {
+			if isSecret {
+				return redactIf(true, *field(c))
+			}
+			return *field(c)
+		},
+		set: func(c *Config, v string) error { *field(c) = v; return nil }}
+}
+
+func secret(env, key, summary string, field func(*Config) *string) Setting {
+	return str(env, key, true, summary, field)
+}
+
+func integer(env, key, summary string, field func(*Config) *int) Setting {
+	return Setting{Env: env, YAML: key, Summary: summary,
+		get: func(c *Config) string { return strconv.Itoa(*field(c)) },
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not a whole number")
+			}
+			*field(c) = n
+			return nil
+		}}
+}
+
+func duration(env, key, summary string, field func(*Config) *Duration) Setting {
+	return Setting{Env: env, YAML: key, Summary: summary,
+		get: func(c *Config) string { return field(c).String() },
+		set: func(c *Config, v string) error {
+			d, err := parseDuration(v)
+			if err != nil {
+				return err
+			}
+			*field(c) = Duration(d)
+			return nil
+		}}
+}
+
+// Value is the setting's value in c as it may be shown: secrets redacted.
+func (s Setting) Value(c Config) string { return s.get(&c) }
+
+// Default is the setting's value when nothing configures it, as shown.
+func (s Setting) Default() string { return s.get(ptr(Default())) }
+
+func ptr[T any](v T) *T { return &v }
+
+func redactIf(isSecret bool, v string) string {
+	if isSecret && v != "" {
+		return "[redacted]"
+	}
+	return v
+}
+
+// redactURL keeps what helps find a server (scheme, host, port) and hides
+// what grants access to it: the password, and the path and query of webhook
+// URLs, which are the credential.
+func redactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[redacted]"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+		}
+	}
+	if u.Scheme == "http" || u.Scheme == "https" {
+		if u.Path != "" && u.Path != "/" {
+			u.Path = "/[redacted]"
+		}
+		u.RawQuery = ""
+	}
+	return u.String()
+}
+
+func mailAddress(s string) (*mail.Address, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an email address such as \"Exams Office <exams@example.edu>\"", s)
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("%q contains a line break", s)
+	}
+	return a, nil
+}

@@ -1,0 +1,294 @@
+package tasks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Registration is Synap's "User Registered for Exam" webhook body, checked
+// and normalised: dates parsed, ids as strings, the exam link kept only when
+// it is http(s). It is the payload of every task a registration becomes.
+type Registration struct {
+	User      User      `json:"user"`
+	Portal    Portal    `json:"portal"`
+	Meta      Meta      `json:"meta"`
+	Exam      Exam      `json:"exam"`
+	UserGroup UserGroup `json:"userGroup"`
+}
+
+type User struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	// CustomAttributes holds any JSON; numbers stay json.Number so they
+	// print as Synap sent them.
+	CustomAttributes map[string]any `json:"customAttributes,omitempty"`
+}
+
+type Portal struct {
+	ID string `json:"id"`
+}
+
+type Meta struct {
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+}
+
+type Exam struct {
+	ObjectID string   `json:"objectId"`
+	URL      string   `json:"url,omitempty"`
+	Name     string   `json:"name"`
+	Schedule Schedule `json:"schedule"`
+}
+
+type Schedule struct {
+	OpenDate time.Time `json:"openDate"`
+	// CloseDate is nil for an exam that stays open indefinitely.
+	CloseDate *time.Time `json:"closeDate,omitempty"`
+}
+
+type UserGroup struct {
+	ObjectID string `json:"objectId"`
+	Name     string `json:"name"`
+}
+
+// Problems maps a field of the webhook body ("user.email") to what is wrong
+// with it. It is the error DecodeRegistration returns for input that cannot
+// work.
+type Problems map[string]string
+
+func (p Problems) Error() string {
+	fields := make([]string, 0, len(p))
+	for f := range p {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	var b strings.Builder
+	for i, f := range fields {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s", f, p[f])
+	}
+	return b.String()
+}
+
+// wire is the body as Synap sends it, typed loosely: ids may be numbers,
+// dates are text until checked, custom attributes may be any JSON.
+type wire struct {
+	User struct {
+		ID               flexString      `json:"id"`
+		Name             flexString      `json:"name"`
+		Email            flexString      `json:"email"`
+		CustomAttributes json.RawMessage `json:"customAttributes"`
+	} `json:"user"`
+	Portal struct {
+		ID flexString `json:"id"`
+	} `json:"portal"`
+	Meta struct {
+		Timestamp flexString `json:"timestamp"`
+	} `json:"meta"`
+	Exam struct {
+		ObjectID flexString `json:"objectId"`
+		URL      flexString `json:"url"`
+		Name     flexString `json:"name"`
+		Schedule struct {
+			OpenDate  flexString `json:"openDate"`
+			CloseDate flexString `json:"closeDate"`
+		} `json:"schedule"`
+	} `json:"exam"`
+	UserGroup struct {
+		ObjectID flexString `json:"objectId"`
+		Name     flexString `json:"name"`
+	} `json:"userGroup"`
+}
+
+// DecodeRegistration reads a webhook body. Unknown fields are ignored; what
+// cannot make a confirmation (no valid email address, no open date, not
+// JSON) is a Problems error naming the field.
+func DecodeRegistration(body []byte) (Registration, error) {
+	var w wire
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&w); err != nil {
+		return Registration{}, decodeProblem(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Registration{}, Problems{"body": "must hold one JSON object, found more after it"}
+	}
+
+	problems := Problems{}
+	r := Registration{
+		User: User{
+			ID:    clean(w.User.ID),
+			Name:  clean(w.User.Name),
+			Email: strings.TrimSpace(string(w.User.Email)),
+		},
+		Portal: Portal{ID: clean(w.Portal.ID)},
+		Exam: Exam{
+			ObjectID: clean(w.Exam.ObjectID),
+			Name:     clean(w.Exam.Name),
+		},
+		UserGroup: UserGroup{ObjectID: clean(w.UserGroup.ObjectID), Name: clean(w.UserGroup.Name)},
+	}
+
+	switch addr, err := mail.ParseAddress(r.User.Email); {
+	case r.User.Email == "":
+		problems["user.email"] = "is required"
+	case strings.ContainsAny(r.User.Email, "\r\n"):
+		problems["user.email"] = "must not contain a line break"
+	case err != nil || addr.Address != r.User.Email || addr.Name != "":
+		problems["user.email"] = "must be one email address such as student@example.edu"
+	}
+
+	if open, ok := parseDate(string(w.Exam.Schedule.OpenDate)); !ok {
+		problems["exam.schedule.openDate"] = dateProblem(w.Exam.Schedule.OpenDate)
+	} else {
+		r.Exam.Schedule.OpenDate = open
+	}
+	if s := strings.TrimSpace(string(w.Exam.Schedule.CloseDate)); s != "" {
+		if closes, ok := parseDate(s); ok {
+			r.Exam.Schedule.CloseDate = &closes
+		} else {
+			problems["exam.schedule.closeDate"] = dateProblem(w.Exam.Schedule.CloseDate)
+		}
+	}
+	// meta.timestamp is informational: a bad one is dropped, not refused.
+	if ts, ok := parseDate(string(w.Meta.Timestamp)); ok {
+		r.Meta.Timestamp = &ts
+	}
+	r.Exam.URL = webLink(string(w.Exam.URL))
+	r.User.CustomAttributes = attributes(w.User.CustomAttributes)
+
+	if len(problems) > 0 {
+		return Registration{}, problems
+	}
+	return r, nil
+}
+
+func decodeProblem(err error) Problems {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.EOF):
+		return Problems{"body": "is empty, want a JSON object"}
+	case errors.As(err, &syntax):
+		return Problems{"body": fmt.Sprintf("is not valid JSON: %v (at byte %d)", syntax, syntax.Offset)}
+	case errors.As(err, &typ) && typ.Field == "":
+		return Problems{"body": fmt.Sprintf("must be a JSON object, not %s", typ.Value)}
+	case errors.As(err, &typ):
+		return Problems{typ.Field: fmt.Sprintf("must be %s, not %s", jsonKind(typ.Type.String()), typ.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Problems{"body": "is not valid JSON: it ends too early"}
+	default:
+		return Problems{"body": "is not valid JSON: " + err.Error()}
+	}
+}
+
+func jsonKind(goType string) string {
+	switch goType {
+	case "tasks.flexString", "string":
+		return "a string"
+	default:
+		return "an object"
+	}
+}
+
+// dateLayouts are tried in order. Synap does not document its format; RFC
+// 3339 is the likely one, and time.Parse accepts fractional seconds in it.
+// A date without an offset is read as UTC.
+var dateLayouts = []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05"}
+
+func parseDate(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func dateProblem(s flexString) string {
+	if strings.TrimSpace(string(s)) == "" {
+		return "is required"
+	}
+	return fmt.Sprintf("%q is not a date such as 2026-12-07T09:00:00Z", truncate(string(s), 40))
+}
+
+// webLink keeps a link only when it can be opened safely from an email or
+// Slack: http or https with a host.
+func webLink(s string) string {
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return ""
+	}
+	return u.String()
+}
+
+func attributes(raw json.RawMessage) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil // not an object: custom attributes are optional extras
+	}
+	return m
+}
+
+// clean drops control characters (a name never needs a line break) and
+// surrounding space.
+func clean(s flexString) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, string(s)))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// flexString accepts a JSON string, a number (ids sometimes arrive as
+// numbers) or null.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) == 0 || string(b) == "null":
+		*f = ""
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*f = flexString(s)
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		*f = flexString(b)
+	case b[0] == 't' || b[0] == 'f':
+		return &json.UnmarshalTypeError{Value: "boolean", Type: reflectString}
+	case b[0] == '[':
+		return &json.UnmarshalTypeError{Value: "array", Type: reflectString}
+	default:
+		return &json.UnmarshalTypeError{Value: "object", Type: reflectString}
+	}
+	return nil
+}

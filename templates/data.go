@@ -1,0 +1,128 @@
+package templates
+
+import (
+	"time"
+
+	"github.com/slack-go/slack/slackutilsx"
+
+	"github.com/exam-relay/relay/tasks"
+)
+
+// Data is what the email and staff-alert templates see. Times are already
+// in the zone the student sees them in.
+type Data struct {
+	Student Student
+	Exam    Exam
+	Group   Group
+	Portal  Portal
+	// Zone is the IANA name of the zone the dates are shown in.
+	Zone string
+}
+
+type Student struct {
+	ID         string
+	Name       string
+	Email      string
+	Attributes map[string]any
+}
+
+type Exam struct {
+	ID   string
+	Name string
+	// URL is empty unless the payload's link was http or https.
+	URL   string
+	Opens time.Time
+	// Closes is nil for an exam with no closing date.
+	Closes *time.Time
+}
+
+type Group struct {
+	ID   string
+	Name string
+}
+
+type Portal struct {
+	ID string
+}
+
+// Digest is what the staff digest template sees: one exam, many students.
+type Digest struct {
+	Exam Exam
+	// Groups are the names of the user groups the students came in with.
+	Groups []string
+	Count  int
+	// Students are the first of them, up to a limit; More counts the rest.
+	Students []Student
+	More     int
+	Zone     string
+}
+
+// NewData shows r in loc.
+func NewData(r tasks.Registration, loc *time.Location) Data {
+	d := Data{
+		Student: Student{ID: r.User.ID, Name: r.User.Name, Email: r.User.Email, Attributes: r.User.CustomAttributes},
+		Exam: Exam{
+			ID:    r.Exam.ObjectID,
+			Name:  r.Exam.Name,
+			URL:   r.Exam.URL,
+			Opens: r.Exam.Schedule.OpenDate.In(loc),
+		},
+		Group:  Group{ID: r.UserGroup.ObjectID, Name: r.UserGroup.Name},
+		Portal: Portal{ID: r.Portal.ID},
+		Zone:   loc.String(),
+	}
+	if c := r.Exam.Schedule.CloseDate; c != nil {
+		closes := c.In(loc)
+		d.Exam.Closes = &closes
+	}
+	return d
+}
+
+// slackSafe returns d with every text that came from the payload escaped
+// for Slack's mrkdwn, so that a template cannot turn a student's name into
+// a mention or a link, whatever the school writes in it.
+func (d Data) slackSafe() Data {
+	d.Student = d.Student.slackSafe()
+	d.Exam = d.Exam.slackSafe()
+	d.Group = Group{ID: escape(d.Group.ID), Name: escape(d.Group.Name)}
+	d.Portal = Portal{ID: escape(d.Portal.ID)}
+	return d
+}
+
+func (d Digest) slackSafe() Digest {
+	d.Exam = d.Exam.slackSafe()
+	groups := make([]string, len(d.Groups))
+	for i, g := range d.Groups {
+		groups[i] = escape(g)
+	}
+	d.Groups = groups
+	students := make([]Student, len(d.Students))
+	for i, s := range d.Students {
+		students[i] = s.slackSafe()
+	}
+	d.Students = students
+	return d
+}
+
+func (s Student) slackSafe() Student {
+	attrs := make(map[string]any, len(s.Attributes))
+	for k, v := range s.Attributes {
+		if str, ok := v.(string); ok {
+			v = escape(str)
+		}
+		attrs[k] = v
+	}
+	return Student{ID: escape(s.ID), Name: escape(s.Name), Email: escape(s.Email), Attributes: attrs}
+}
+
+// The URL is not escaped here: the link function makes it safe.
+func (e Exam) slackSafe() Exam {
+	e.ID = escape(e.ID)
+	e.Name = escape(e.Name)
+	return e
+}
+
+// escape turns & < > into entities, Slack's own rule: no <!channel>, no
+// <@U…>, no <url|label>. Bare URLs, emails and @here stay text because the
+// Slack sender marks the text verbatim.
+func escape(s string) string { return slackutilsx.EscapeMessage(s) }

@@ -1,0 +1,192 @@
+// Package templates holds the default templates, embedded in the binary,
+// the data they see and the functions they may call, and the loading of a
+// school's override folder.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	texttemplate "text/template"
+)
+
+//go:embed *.tmpl
+var defaults embed.FS
+
+// The template files, by the names a school's override uses.
+const (
+	ConfirmationSubject = "confirmation.subject.tmpl"
+	ConfirmationText    = "confirmation.text.tmpl"
+	ConfirmationHTML    = "confirmation.html.tmpl"
+	StaffAlert          = "staff-alert.slack.tmpl"
+	StaffDigest         = "staff-digest.slack.tmpl"
+)
+
+// Names lists every template file.
+var Names = []string{ConfirmationSubject, ConfirmationText, ConfirmationHTML, StaffAlert, StaffDigest}
+
+// Set is the parsed templates, ready to execute. It is parsed once and
+// safe for concurrent use.
+type Set struct {
+	subject, text, alert, digest *texttemplate.Template
+	html                         *htmltemplate.Template
+	// Source says where each file came from, for `relay check`.
+	Source map[string]string
+}
+
+// Email is a rendered confirmation.
+type Email struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Load parses the defaults, each replaced by the file of the same name in
+// dir when dir is not empty and has one.
+func Load(dir string) (*Set, error) {
+	s := &Set{Source: map[string]string{}}
+	files := map[string][]byte{}
+	for _, name := range Names {
+		b, err := defaults.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		files[name] = b
+		s.Source[name] = "default"
+	}
+	if dir != "" {
+		if err := override(dir, files, s.Source); err != nil {
+			return nil, err
+		}
+	}
+
+	var errs []error
+	parseText := func(name string, extra map[string]any) *texttemplate.Template {
+		t, err := texttemplate.New(name).Option("missingkey=error").Funcs(funcs).Funcs(extra).Parse(string(files[name]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Source[name], err))
+		}
+		return t
+	}
+	s.subject = parseText(ConfirmationSubject, nil)
+	s.text = parseText(ConfirmationText, nil)
+	s.alert = parseText(StaffAlert, slackFuncs)
+	s.digest = parseText(StaffDigest, slackFuncs)
+	html, err := htmltemplate.New(ConfirmationHTML).Option("missingkey=error").Funcs(funcs).Parse(string(files[ConfirmationHTML]))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", s.Source[ConfirmationHTML], err))
+	}
+	s.html = html
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func override(dir string, files map[string][]byte, source map[string]string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("templates folder: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".tmpl") {
+			continue
+		}
+		if _, known := files[e.Name()]; !known {
+			return fmt.Errorf("templates folder %s: %s is not a template the relay uses (known: %s)", dir, e.Name(), strings.Join(Names, ", "))
+		}
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("templates folder: %w", err)
+		}
+		files[e.Name()] = b
+		source[e.Name()] = path
+	}
+	return nil
+}
+
+// Confirmation renders the student's email.
+func (s *Set) Confirmation(d Data) (Email, error) {
+	var e Email
+	var b bytes.Buffer
+	if err := s.subject.Execute(&b, d); err != nil {
+		return e, s.execError(err)
+	}
+	// A subject is one line, whatever the template or the data hold.
+	e.Subject = strings.Join(strings.Fields(b.String()), " ")
+	b.Reset()
+	if err := s.text.Execute(&b, d); err != nil {
+		return e, s.execError(err)
+	}
+	e.Text = b.String()
+	b.Reset()
+	if err := s.html.Execute(&b, d); err != nil {
+		return e, s.execError(err)
+	}
+	e.HTML = b.String()
+	return e, nil
+}
+
+// StaffAlert renders the Slack message (mrkdwn) for one registration.
+func (s *Set) StaffAlert(d Data) (string, error) {
+	var b bytes.Buffer
+	if err := s.alert.Execute(&b, d.slackSafe()); err != nil {
+		return "", s.execError(err)
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// StaffDigest renders the Slack message (mrkdwn) for many registrations for
+// one exam.
+func (s *Set) StaffDigest(d Digest) (string, error) {
+	var b bytes.Buffer
+	if err := s.digest.Execute(&b, d.slackSafe()); err != nil {
+		return "", s.execError(err)
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// execError names the file a failing template came from: the error already
+// names the template and line, which is enough for a default, but a school
+// needs the path of its own file.
+func (s *Set) execError(err error) error {
+	var execErr texttemplate.ExecError
+	if errors.As(err, &execErr) {
+		if src := s.Source[execErr.Name]; src != "default" && src != "" {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+	}
+	return err
+}
+
+// Check executes every template against sample registrations, so a typo
+// in a field name fails at start-up or in `relay check`, not at 2 a.m.
+func (s *Set) Check() error {
+	var errs []error
+	seen := map[string]bool{}
+	add := func(err error) {
+		if err != nil && !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range sampleData() {
+		_, err := s.Confirmation(d)
+		add(err)
+		_, err = s.StaffAlert(d)
+		add(err)
+	}
+	_, err := s.StaffDigest(sampleDigest())
+	add(err)
+	return errors.Join(errs...)
+}
+
+// Defaults is the embedded default templates, for `relay templates export`.
+func Defaults() fs.FS { return defaults }
