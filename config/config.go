@@ -72,11 +72,11 @@ type Worker struct {
 // Default returns the settings used for anything not configured.
 func Default() Config {
 	return Config{
-		HTTPAddr: ":8080",
-		Webhook:  Webhook{Username: "synap"},
-		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox"},
-		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
-		TimeZone: "UTC",
+		HTTPAddr:  ":8080",
+		Webhook:   Webhook{Username: "synap"},
+		SMTP:      SMTP{PoolSize: 4, OutboxDir: "outbox"},
+		Email:     Email{From: "Exam Relay <exam-relay@localhost>"},
+		TimeZone:  "UTC",
 		Retention: Duration(7 * 24 * time.Hour),
 		Worker: Worker{
 			Concurrency:     10,
