@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynq/x/metrics"
+
+	"github.com/exam-relay/relay/config"
+	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/tasks"
+	"github.com/exam-relay/relay/templates"
+)
+
+// mode says which parts a command runs.
+type mode struct {
+	serve, work bool
+	// embedded allows the in-memory defaults when Redis is not configured.
+	embedded bool
+}
+
+// runRelay runs the receiver, the worker or both until ctx ends, then shuts
+// down in order: stop taking webhooks, let deliveries finish, close.
+func runRelay(ctx context.Context, m mode, configPath string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(configPath, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	rdb, closeRedis, err := connectRedis(ctx, cfg, m.embedded, log, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeRedis()
+
+	opts := tasks.Options{Retention: time.Duration(cfg.Retention), MaxRetry: cfg.Worker.MaxRetry}
+	queue := asynq.NewClientFromRedisClient(rdb)
+	defer queue.Close()
+	inspector := asynq.NewInspectorFromRedisClient(rdb)
+	defer inspector.Close()
+	mets := relay.NewMetrics()
+	mets.Registry.MustRegister(metrics.NewQueueMetricsCollector(inspector))
+
+	deps := relay.ServerDeps{
+		Ready:   func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Metrics: mets,
+		Log:     log,
+	}
+	if m.serve {
+		creds, err := credentials(cfg, m.embedded && cfg.RedisURL == "", stdout)
+		if err != nil {
+			return err
+		}
+		deps.Credentials = creds
+		deps.Receiver = relay.NewReceiver(queue, opts, log, mets)
+	}
+
+	var worker *asynq.Server
+	if m.work {
+		w, closeWorker, err := newWorker(cfg, queue, opts, log, mets, stdout)
+		if err != nil {
+			return err
+		}
+		defer closeWorker()
+		worker = asynq.NewServerFromRedisClient(rdb, asynq.Config{
+			Concurrency:    cfg.Worker.Concurrency,
+			Queues:         tasks.Queues,
+			RetryDelayFunc: relay.RetryDelay,
+			IsFailure:      relay.IsFailure,
+			// Idle queues are polled this often; asynq's 1 s default would
+			// add up to a second to every quiet-time registration.
+			TaskCheckInterval:        200 * time.Millisecond,
+			DelayedTaskCheckInterval: time.Second,
+			ShutdownTimeout:          time.Duration(cfg.Worker.ShutdownTimeout),
+			Logger:                   relay.AsynqLogger(log),
+			LogLevel:                 asynq.WarnLevel,
+		})
+		if err := worker.Start(w.Mux()); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		// Shutdown waits for in-flight deliveries up to ShutdownTimeout
+		// and hands the rest back to the queue.
+		defer worker.Shutdown()
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (RELAY_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           relay.NewServer(deps),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("relay started", "addr", ln.Addr().String(), "receiver", m.serve, "worker", m.work)
+	if m.serve {
+		fmt.Fprintf(stdout, "Listening on http://%s%s\n", displayAddr(ln.Addr()), relay.WebhookPath)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	return nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// credentials are the configured ones, or on embedded defaults a password
+// made up for this run and printed, so a newcomer can try the relay at once.
+func credentials(cfg config.Config, embedded bool, stdout io.Writer) (relay.Credentials, error) {
+	c := relay.Credentials{Username: cfg.Webhook.Username, Password: cfg.Webhook.Password}
+	if c.Password != "" {
+		return c, nil
+	}
+	if !embedded {
+		return c, errors.New("RELAY_WEBHOOK_PASSWORD is not set: Synap authenticates with Basic auth; set RELAY_WEBHOOK_USERNAME and RELAY_WEBHOOK_PASSWORD to what its webhook subscription sends")
+	}
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	c.Password = base64.RawURLEncoding.EncodeToString(b)
+	fmt.Fprintf(stdout, "No RELAY_WEBHOOK_PASSWORD set: this run accepts webhooks with\n  username: %s\n  password: %s\n", c.Username, c.Password)
+	return c, nil
+}
+
+func newWorker(cfg config.Config, queue relay.Enqueuer, opts tasks.Options, log *slog.Logger, mets *relay.Metrics, stdout io.Writer) (*relay.Worker, func(), error) {
+	tmpl, err := templates.Load(cfg.TemplatesDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tmpl.Check(); err != nil {
+		return nil, nil, fmt.Errorf("templates: %w", err)
+	}
+	mailer, err := newMailer(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.SMTP.URL == "" {
+		fmt.Fprintf(stdout, "No RELAY_SMTP_URL set: emails are written to %s/ as .eml files\n", strings.TrimSuffix(cfg.SMTP.OutboxDir, "/"))
+	}
+	w := &relay.Worker{
+		Queue:     queue,
+		Options:   opts,
+		Templates: tmpl,
+		Location:  cfg.Location(),
+		Sender:    relay.Sender{From: cfg.Email.From, ReplyTo: cfg.Email.ReplyTo},
+		Mailer:    mailer,
+		Slack:     newSlack(cfg, stdout),
+		Log:       log,
+		Metrics:   mets,
+	}
+	return w, func() { _ = mailer.Close() }, nil
+}
+
+func newMailer(cfg config.Config) (relay.Mailer, error) {
+	if cfg.SMTP.URL == "" {
+		return relay.Outbox{Dir: cfg.SMTP.OutboxDir}, nil
+	}
+	server, err := config.ParseSMTPURL(cfg.SMTP.URL)
+	if err != nil {
+		return nil, err
+	}
+	return relay.NewSMTPPool(server, cfg.SMTP.PoolSize), nil
+}
+
+func newSlack(cfg config.Config, stdout io.Writer) relay.Slack {
+	client := &http.Client{Timeout: 30 * time.Second}
+	switch {
+	case cfg.Slack.WebhookURL != "":
+		return relay.SlackWebhook{URL: cfg.Slack.WebhookURL, Client: client}
+	case cfg.Slack.Token != "":
+		return relay.NewSlackBot(cfg.Slack.Token, cfg.Slack.Channel, cfg.Slack.APIURL, client)
+	default:
+		return &relay.SlackConsole{W: stdout}
+	}
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/config"
+)
+
+// connectRedis opens RELAY_REDIS_URL, or for `relay run` without one an
+// in-memory Redis in this process.
+func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, log *slog.Logger, stdout io.Writer) (redis.UniversalClient, func(), error) {
+	if cfg.RedisURL == "" {
+		if !allowEmbedded {
+			return nil, nil, errors.New("RELAY_REDIS_URL is not set: relay serve and relay work share a Redis (only relay run can do without one, in memory)")
+		}
+		return embeddedRedis(log, stdout)
+	}
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("RELAY_REDIS_URL: %w", err)
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, nil, fmt.Errorf("RELAY_REDIS_URL: unsupported kind of Redis")
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pingCtx).Err(); err != nil {
+		// Start anyway: the receiver answers 503 and the worker waits until
+		// Redis is back, which beats a crash loop under a supervisor.
+		log.Error("redis unreachable at start", "err", err)
+	}
+	return rdb, func() { _ = rdb.Close() }, nil
+}
+
+// embeddedRedis is miniredis: enough for asynq, gone when the process
+// ends. miniredis only expires keys when told time has passed.
+func embeddedRedis(log *slog.Logger, stdout io.Writer) (redis.UniversalClient, func(), error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.Start(); err != nil {
+		return nil, nil, fmt.Errorf("embedded redis: %w", err)
+	}
+	fmt.Fprint(stdout, `
+!!! No RELAY_REDIS_URL set: using an in-memory Redis inside this process.
+!!! Everything queued is LOST when the relay stops. Fine for a try-out;
+!!! for real registrations set RELAY_REDIS_URL=redis://host:6379/0.
+
+`)
+	log.Warn("embedded in-memory redis: nothing survives a restart", "addr", mr.Addr())
+	stop := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				mr.FastForward(time.Second)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	return rdb, func() {
+		_ = rdb.Close()
+		close(stop)
+		mr.Close()
+	}, nil
+}

@@ -1,0 +1,49 @@
+package relay
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the relay's own Prometheus series, on a registry of their own
+// so that tests and several relays in one process never collide.
+type Metrics struct {
+	Registry *prometheus.Registry
+	// webhooks counts requests by outcome: accepted, duplicate, rejected,
+	// unauthorized, unavailable.
+	webhooks *prometheus.CounterVec
+	// deliveries counts delivery attempts by channel (email, slack) and
+	// outcome: sent, retry, rate_limited, failed.
+	deliveries *prometheus.CounterVec
+	sendTime   *prometheus.HistogramVec
+}
+
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_webhooks_total",
+			Help: "Webhook requests by outcome (accepted, duplicate, rejected, unauthorized, unavailable).",
+		}, []string{"outcome"}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_deliveries_total",
+			Help: "Delivery attempts by channel (email, slack) and outcome (sent, retry, rate_limited, failed).",
+		}, []string{"channel", "outcome"}),
+		sendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relay_send_duration_seconds",
+			Help:    "Time to hand one message to the SMTP server or Slack.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"channel"}),
+	}
+	m.Registry.MustRegister(m.webhooks, m.deliveries, m.sendTime,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, o := range []string{"accepted", "duplicate", "rejected", "unauthorized", "unavailable"} {
+		m.webhooks.WithLabelValues(o)
+	}
+	for _, c := range []string{"email", "slack"} {
+		for _, o := range []string{"sent", "retry", "rate_limited", "failed"} {
+			m.deliveries.WithLabelValues(c, o)
+		}
+	}
+	return m
+}

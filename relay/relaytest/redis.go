@@ -1,0 +1,233 @@
+// Package relaytest starts the real parts the relay's tests talk to: a
+// redis-server, an SMTP server and a Slack stand-in.
+package relaytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisURLEnv names the environment variable that points the tests at an
+// existing Redis server instead of starting one.
+const RedisURLEnv = "RELAY_TEST_REDIS_URL"
+
+// Redis is a Redis server for one test.
+//
+// By default StartRedis runs a private redis-server on a free port of
+// 127.0.0.1, with no persistence, and kills it when the test ends.
+//
+// If RELAY_TEST_REDIS_URL is set (for example redis://127.0.0.1:6379/3),
+// that server and DB are used instead and the DB is flushed by every
+// StartRedis. go test runs the test binaries of different packages in
+// parallel, and they would flush each other's data, so run
+// `go test -p 1 ./...` in that mode, and do not call StartRedis from
+// parallel tests.
+type Redis struct {
+	URL  string // redis://host:port/db, for the code under test
+	Addr string // host:port
+
+	t        testing.TB
+	external bool
+	client   *redis.Client
+
+	// Only for a server we own.
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// StartRedis returns a running, empty Redis server for t. The server and
+// the client returned by Client are closed when t ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	if u := os.Getenv(RedisURLEnv); u != "" {
+		return useExternalRedis(t, u)
+	}
+
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found: install it (apt-get install -y redis-server) or set %s", RedisURLEnv)
+	}
+	port := freePort(t)
+	r := &Redis{
+		URL:  fmt.Sprintf("redis://127.0.0.1:%d/0", port),
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		t:    t,
+		bin:  bin,
+		dir:  t.TempDir(),
+		port: port,
+	}
+	t.Cleanup(r.kill)
+	r.Start()
+	r.client = redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { r.client.Close() })
+	return r
+}
+
+func useExternalRedis(t testing.TB, rawURL string) *Redis {
+	t.Helper()
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", RedisURLEnv, rawURL, err)
+	}
+	r := &Redis{URL: rawURL, Addr: opt.Addr, t: t, external: true}
+	r.client = redis.NewClient(opt)
+	t.Cleanup(func() { r.client.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.client.FlushDB(ctx).Err(); err != nil {
+		t.Fatalf("FLUSHDB on %s=%q: %v", RedisURLEnv, rawURL, err)
+	}
+	return r
+}
+
+// Client returns a client connected to the server, for tests that look at
+// keys directly. It is shared; do not close it.
+func (r *Redis) Client() *redis.Client {
+	return r.client
+}
+
+// Stop kills the server, as a crash would. Its data is lost. Tests use it
+// to check how the relay behaves while Redis is down.
+//
+// Stop and Start may fail or skip the test given to StartRedis, so call
+// them from that test's goroutine.
+func (r *Redis) Stop() {
+	r.t.Helper()
+	if r.external {
+		r.t.Skip("needs a redis-server the test owns")
+	}
+	r.kill()
+}
+
+// Start starts the server again on the same port and waits until it
+// answers PING. StartRedis calls it once; call it again after Stop.
+// It does nothing if the server is already running.
+func (r *Redis) Start() {
+	r.t.Helper()
+	if r.external {
+		r.t.Skip("needs a redis-server the test owns")
+	}
+	if r.cmd != nil {
+		return
+	}
+
+	// The log goes to a file rather than a bytes.Buffer: a buffer would be
+	// written by os/exec's copying goroutine while we read it to report a
+	// failure, which the race detector rightly rejects.
+	logPath := filepath.Join(r.dir, "redis-server.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer logFile.Close() // the child has its own copy
+
+	cmd := exec.Command(r.bin,
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", r.dir,
+		"--maxmemory-policy", "noeviction",
+	)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		r.t.Fatalf("starting redis-server: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	r.cmd, r.done = cmd, done
+
+	if err := r.waitReady(10 * time.Second); err != nil {
+		r.kill()
+		out, _ := os.ReadFile(logPath)
+		r.t.Fatalf("redis-server on %s: %v\n%s", r.Addr, err, out)
+	}
+}
+
+// waitReady polls until the server answers PING, it exits or the timeout
+// passes.
+func (r *Redis) waitReady(timeout time.Duration) error {
+	// A client of its own, with retries off, so that each try fails at
+	// once while the port is still closed.
+	c := redis.NewClient(&redis.Options{
+		Addr:          r.Addr,
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		DialTimeout:   time.Second,
+	})
+	defer c.Close()
+
+	deadline := time.Now().Add(timeout)
+	for {
+		// go-redis logs every failed dial, so knock with a plain TCP dial
+		// until the port is open and only then PING.
+		err := dialOnce(r.Addr)
+		if err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err = c.Ping(ctx).Err()
+			cancel()
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-r.done:
+			return errors.New("redis-server exited before answering PING")
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to PING after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func dialOnce(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// kill kills the server if it is running and waits for it to exit, so that
+// its port is free when kill returns.
+func (r *Redis) kill() {
+	if r.cmd == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	<-r.done
+	r.cmd, r.done = nil, nil
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Another process could take it before redis-server binds it; the window
+// is small and the failure is loud, so we accept it.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

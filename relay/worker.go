@@ -1,0 +1,168 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/tasks"
+	"github.com/exam-relay/relay/templates"
+)
+
+// Worker handles the queue's tasks: it fans a registration out into one
+// task per channel, so that one channel's failure never repeats the other,
+// and delivers each.
+type Worker struct {
+	Queue     Enqueuer
+	Options   tasks.Options
+	Templates *templates.Set
+	Location  *time.Location
+	Sender    Sender
+	Mailer    Mailer
+	Slack     Slack
+	Log       *slog.Logger
+	Metrics   *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Mux routes each task type to its handler.
+func (w *Worker) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeRegistration, w.fanOut)
+	mux.HandleFunc(tasks.TypeEmail, w.deliverEmail)
+	mux.HandleFunc(tasks.TypeSlack, w.deliverSlack)
+	return mux
+}
+
+func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
+	reg, err := tasks.DecodePayload(t.Payload())
+	if err != nil {
+		return archive(err)
+	}
+	for _, newTask := range []func(tasks.Registration, tasks.Options) (*asynq.Task, error){tasks.NewEmailTask, tasks.NewSlackTask} {
+		task, err := newTask(reg, w.Options)
+		if err != nil {
+			return archive(err)
+		}
+		// A conflict means an earlier run of this task got that far.
+		if _, err := w.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("enqueue %s: %w", task.Type(), err)
+		}
+	}
+	return nil
+}
+
+func (w *Worker) deliverEmail(ctx context.Context, t *asynq.Task) error {
+	reg, err := tasks.DecodePayload(t.Payload())
+	if err != nil {
+		return archive(err)
+	}
+	return w.deliver(ctx, "email", reg, func() error {
+		email, err := w.Templates.Confirmation(templates.NewData(reg, w.Location))
+		if err != nil {
+			// Fix the template, then re-run the archived task.
+			return permanent(fmt.Errorf("render email: %w", err))
+		}
+		msg, err := newConfirmation(w.Sender, reg, email, w.now())
+		if err != nil {
+			return permanent(err)
+		}
+		return w.Mailer.Send(ctx, msg)
+	})
+}
+
+func (w *Worker) deliverSlack(ctx context.Context, t *asynq.Task) error {
+	reg, err := tasks.DecodePayload(t.Payload())
+	if err != nil {
+		return archive(err)
+	}
+	return w.deliver(ctx, "slack", reg, func() error {
+		text, err := w.Templates.StaffAlert(templates.NewData(reg, w.Location))
+		if err != nil {
+			return permanent(fmt.Errorf("render slack alert: %w", err))
+		}
+		return w.Slack.Post(ctx, text)
+	})
+}
+
+// deliver runs render-and-send, counts and logs the outcome, and tells asynq what to
+// do next through the error it returns.
+func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registration, send func() error) error {
+	start := time.Now()
+	err := send()
+	w.Metrics.sendTime.WithLabelValues(channel).Observe(time.Since(start).Seconds())
+	attrs := []any{"channel", channel, "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID}
+	if err == nil {
+		w.Metrics.deliveries.WithLabelValues(channel, "sent").Inc()
+		w.Log.Info("delivered", attrs...)
+		return nil
+	}
+	attrs = append(attrs, "err", err)
+	switch KindOf(err) {
+	case KindPermanent:
+		w.Metrics.deliveries.WithLabelValues(channel, "failed").Inc()
+		w.Log.Error("delivery failed for good; archived", attrs...)
+		return archive(err)
+	case KindRateLimited:
+		w.Metrics.deliveries.WithLabelValues(channel, "rate_limited").Inc()
+		w.Log.Warn("rate limited; waiting as asked", append(attrs, "retry_after", retryAfterOf(err))...)
+		return err
+	default:
+		if retried, _ := asynq.GetRetryCount(ctx); isLastAttempt(ctx, retried) {
+			w.Metrics.deliveries.WithLabelValues(channel, "failed").Inc()
+			w.Log.Error("delivery failed on its last attempt; archived", attrs...)
+			return err
+		}
+		w.Metrics.deliveries.WithLabelValues(channel, "retry").Inc()
+		w.Log.Warn("delivery failed; will retry", attrs...)
+		return err
+	}
+}
+
+func isLastAttempt(ctx context.Context, retried int) bool {
+	max, ok := asynq.GetMaxRetry(ctx)
+	return ok && retried >= max
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+// archive tells asynq to keep the task with the reason, not to retry it.
+func archive(err error) error {
+	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+}
+
+// retrySchedule is the wait before each retry: quick at first for a
+// blip, then backing off to hours for an outage.
+var retrySchedule = []time.Duration{
+	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
+	5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 4 * time.Hour,
+}
+
+// RetryDelay is the asynq RetryDelayFunc: the rate limiter's own wait when
+// there is one, else the schedule with up to 20% jitter so that a burst
+// that failed together does not retry together.
+func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	if d := retryAfterOf(err); d > 0 {
+		return d
+	}
+	d := retrySchedule[min(n, len(retrySchedule)-1)]
+	return d + rand.N(d/5+1)
+}
+
+// IsFailure is the asynq IsFailure func: waiting out a rate limit does not
+// spend an attempt.
+func IsFailure(err error) bool {
+	return KindOf(err) != KindRateLimited
+}
