@@ -142,6 +142,24 @@ func archive(err error) error {
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
+// ServerConfig is the asynq configuration a worker runs with.
+func ServerConfig(concurrency int, shutdownTimeout time.Duration, log *slog.Logger) asynq.Config {
+	return asynq.Config{
+		Concurrency:    concurrency,
+		Queues:         tasks.Queues,
+		RetryDelayFunc: RetryDelay,
+		IsFailure:      IsFailure,
+		// Idle queues are polled this often; asynq's 1 s default would add
+		// up to a second to every quiet-time registration.
+		TaskCheckInterval: 200 * time.Millisecond,
+		// Retries and rate-limit waits become due with this precision.
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          shutdownTimeout,
+		Logger:                   AsynqLogger(log),
+		LogLevel:                 asynq.WarnLevel,
+	}
+}
+
 // retrySchedule is the wait before each retry: quick at first for a
 // blip, then backing off to hours for an outage.
 var retrySchedule = []time.Duration{

@@ -73,19 +73,8 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 			return err
 		}
 		defer closeWorker()
-		worker = asynq.NewServerFromRedisClient(rdb, asynq.Config{
-			Concurrency:    cfg.Worker.Concurrency,
-			Queues:         tasks.Queues,
-			RetryDelayFunc: relay.RetryDelay,
-			IsFailure:      relay.IsFailure,
-			// Idle queues are polled this often; asynq's 1 s default would
-			// add up to a second to every quiet-time registration.
-			TaskCheckInterval:        200 * time.Millisecond,
-			DelayedTaskCheckInterval: time.Second,
-			ShutdownTimeout:          time.Duration(cfg.Worker.ShutdownTimeout),
-			Logger:                   relay.AsynqLogger(log),
-			LogLevel:                 asynq.WarnLevel,
-		})
+		worker = asynq.NewServerFromRedisClient(rdb,
+			relay.ServerConfig(cfg.Worker.Concurrency, time.Duration(cfg.Worker.ShutdownTimeout), log))
 		if err := worker.Start(w.Mux()); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}

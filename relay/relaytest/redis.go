@@ -231,3 +231,9 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// QuietRedisLogger discards go-redis's own log lines (one per failed dial),
+// for tests that stop Redis on purpose: redis.SetLogger(QuietRedisLogger{}).
+type QuietRedisLogger struct{}
+
+func (QuietRedisLogger) Printf(context.Context, string, ...any) {}

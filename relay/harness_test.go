@@ -1,0 +1,168 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/config"
+	"github.com/exam-relay/relay/relay/relaytest"
+	"github.com/exam-relay/relay/tasks"
+	"github.com/exam-relay/relay/templates"
+)
+
+const (
+	testUser     = "synap"
+	testPassword = "s3cret-for-tests"
+)
+
+// harness is a relay wired to real parts: a redis-server, an SMTP server
+// and a Slack stand-in, with the HTTP API on an httptest server.
+type harness struct {
+	t       *testing.T
+	redis   *relaytest.Redis
+	smtp    *relaytest.SMTPSink
+	slack   *relaytest.Slack
+	http    *httptest.Server
+	inspect *asynq.Inspector
+	metrics *Metrics
+}
+
+func TestMain(m *testing.M) {
+	// go-redis logs every failed dial; fault tests make many on purpose.
+	redis.SetLogger(relaytest.QuietRedisLogger{})
+	os.Exit(m.Run())
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, redis: relaytest.StartRedis(t), smtp: relaytest.StartSMTP(t), slack: relaytest.StartSlack(t)}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	// Fail fast while a test has Redis stopped, instead of go-redis's
+	// patient default retries; one retry replaces a connection that died
+	// with a restarted server.
+	rdb := redis.NewClient(&redis.Options{Addr: h.redis.Addr, MaxRetries: 1, DialerRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	queue := asynq.NewClientFromRedisClient(rdb)
+	h.inspect = asynq.NewInspectorFromRedisClient(rdb)
+	h.metrics = NewMetrics()
+	opts := tasks.Options{Retention: time.Hour, MaxRetry: 3}
+
+	tmpl, err := templates.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := config.ParseSMTPURL(h.smtp.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := NewSMTPPool(server, 2)
+	t.Cleanup(func() { pool.Close() })
+	london, _ := time.LoadLocation("Europe/London")
+	w := &Worker{
+		Queue: queue, Options: opts, Templates: tmpl, Location: london,
+		Sender: Sender{From: "Exams Office <exams@example.edu>"},
+		Mailer: pool, Slack: SlackWebhook{URL: h.slack.WebhookURL(), Client: http.DefaultClient},
+		Log: log, Metrics: h.metrics,
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, ServerConfig(4, 5*time.Second, log))
+	if err := srv.Start(w.Mux()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+
+	h.http = httptest.NewServer(NewServer(ServerDeps{
+		Receiver:    NewReceiver(queue, opts, log, h.metrics),
+		Credentials: Credentials{Username: testUser, Password: testPassword},
+		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Metrics:     h.metrics,
+		Log:         log,
+	}))
+	t.Cleanup(h.http.Close)
+	return h
+}
+
+// post sends body to the webhook with the test credentials.
+func (h *harness) post(body []byte) (int, string) {
+	h.t.Helper()
+	return h.do(body, func(r *http.Request) { r.SetBasicAuth(testUser, testPassword) })
+}
+
+func (h *harness) do(body []byte, prepare func(*http.Request)) (int, string) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.http.URL+WebhookPath, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	prepare(req)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func example(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../examples/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func decode(t *testing.T, body []byte) tasks.Registration {
+	t.Helper()
+	r, err := tasks.DecodeRegistration(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// waitReady polls /readyz until Redis answers again.
+func (h *harness) waitReady() {
+	h.t.Helper()
+	for range 100 {
+		resp, err := http.Get(h.http.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatal("/readyz did not recover")
+}
+
+// waitForTask polls until the task reaches state or the timeout passes.
+func (h *harness) waitForTask(queue, id string, state asynq.TaskState, timeout time.Duration) *asynq.TaskInfo {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var info *asynq.TaskInfo
+	var err error
+	for time.Now().Before(deadline) {
+		if info, err = h.inspect.GetTaskInfo(queue, id); err == nil && info.State == state {
+			return info
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	h.t.Fatalf("task %s in %s: want %v, have %+v (err %v)", id, queue, state, info, err)
+	return nil
+}
