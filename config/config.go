@@ -162,8 +162,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.RedisURL != "" {
+		// Not the parser's error: it quotes the URL, password and all.
 		if _, err := url.Parse(c.RedisURL); err != nil {
-			errs = append(errs, fmt.Errorf("RELAY_REDIS_URL (redis_url): %w", err))
+			errs = append(errs, errors.New("RELAY_REDIS_URL (redis_url): not a URL such as redis://:password@host:6379/0"))
 		}
 	}
 	if c.Retention < Duration(time.Minute) {
@@ -195,10 +196,11 @@ func (c Config) Location() *time.Location {
 func httpURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return err
+		return errors.New("not a URL")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", redactURL(s))
+		// Not the URL itself: for a webhook the URL is the secret.
+		return fmt.Errorf("want an http(s) URL with a host, have scheme %q", u.Scheme)
 	}
 	return nil
 }

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/relay/relaytest"
+	"github.com/exam-relay/relay/tasks"
+)
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(relaytest.QuietRedisLogger{})
+	os.Exit(m.Run())
+}
+
+// process is `relay <command>` running in this test, as main would run it.
+type process struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	done   chan error
+	stdout *syncBuffer
+	base   string // http://host:port
+}
+
+func start(t *testing.T, env map[string]string, args ...string) *process {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &process{t: t, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}}
+	getenv := func(k string) string { return env[k] }
+	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, p.stdout, io.Discard) }()
+	t.Cleanup(func() { p.stop() })
+
+	listening := regexp.MustCompile(`Listening on (http://[^/\s]+)`)
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			t.Fatalf("relay %s ended at start: %v\n%s", args[0], err, p.stdout.String())
+		default:
+		}
+		if m := listening.FindStringSubmatch(p.stdout.String()); m != nil {
+			p.base = m[1]
+			if resp, err := http.Get(p.base + "/healthz"); err == nil {
+				resp.Body.Close()
+				return p
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("relay did not come up:\n%s", p.stdout.String())
+	return nil
+}
+
+// stop is SIGTERM: run must return nil once it has shut down.
+func (p *process) stop() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	p.cancel = nil
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Errorf("relay ended with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		p.t.Error("relay did not shut down within 30s")
+	}
+}
+
+func (p *process) post(user, password string, body []byte) int {
+	p.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, p.base+"/webhooks/synap/user-registered-for-exam", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (p *process) get(path string) string {
+	p.t.Helper()
+	resp, err := http.Get(p.base + path)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestRunTurnsThreeIdenticalPostsIntoOneEmailAndOneSlackMessage(t *testing.T) {
+	rds := relaytest.StartRedis(t)
+	sink := relaytest.StartSMTP(t)
+	slack := relaytest.StartSlack(t)
+	p := start(t, map[string]string{
+		"RELAY_HTTP_ADDR":         "127.0.0.1:0",
+		"RELAY_REDIS_URL":         rds.URL,
+		"RELAY_SMTP_URL":          sink.URL(),
+		"RELAY_EMAIL_FROM":        "Exams Office <exams@example.edu>",
+		"RELAY_SLACK_WEBHOOK_URL": slack.WebhookURL(),
+		"RELAY_WEBHOOK_USERNAME":  "synap",
+		"RELAY_WEBHOOK_PASSWORD":  "correct horse",
+		"RELAY_TIMEZONE":          "Europe/London",
+	}, "run")
+
+	body := readExample(t, "registration.json")
+	var codes []int
+	for range 3 {
+		codes = append(codes, p.post("synap", "correct horse", body))
+	}
+	if codes[0] != 202 || codes[1] != 200 || codes[2] != 200 {
+		t.Fatalf("codes %v, want [202 200 200]", codes)
+	}
+	for _, creds := range [][2]string{{"", ""}, {"synap", "wrong"}} {
+		if code := p.post(creds[0], creds[1], body); code != http.StatusUnauthorized {
+			t.Errorf("credentials %q: %d, want 401", creds, code)
+		}
+	}
+
+	msgs := sink.WaitFor(t, 1, 15*time.Second)
+	slack.WaitFor(t, 1, 15*time.Second)
+	reg, err := tasks.DecodeRegistration(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCompleted(t, rds, tasks.QueueEmail, tasks.TaskID(tasks.TypeEmail, reg))
+	waitCompleted(t, rds, tasks.QueueSlack, tasks.TaskID(tasks.TypeSlack, reg))
+	if n := sink.Count(); n != 1 {
+		t.Errorf("%d emails, want 1", n)
+	}
+	if n := len(slack.Posts()); n != 1 {
+		t.Errorf("%d Slack posts, want 1", n)
+	}
+
+	e := relaytest.ParseEmail(t, msgs[0].Data)
+	if !strings.Contains(e.Subject, "Organic Chemistry II — Final") {
+		t.Errorf("subject %q does not name the exam", e.Subject)
+	}
+	if !strings.Contains(e.Text, "Monday 14 December 2026, 09:00 GMT") || !strings.Contains(e.Text, "Monday 14 December 2026, 11:30 GMT") {
+		t.Errorf("text lacks the dates in Europe/London:\n%s", e.Text)
+	}
+	if e.HTML == "" || !strings.Contains(e.Calendar, "BEGIN:VEVENT") {
+		t.Errorf("parts %v", e.ContentTypes)
+	}
+	if !strings.Contains(string(slack.Posts()[0].Body), "Organic Chemistry II — Final") {
+		t.Errorf("Slack message does not name the exam: %s", slack.Posts()[0].Body)
+	}
+
+	metrics := p.get("/metrics")
+	for _, want := range []string{`relay_webhooks_total{outcome="accepted"} 1`, `relay_webhooks_total{outcome="duplicate"} 2`,
+		`relay_webhooks_total{outcome="unauthorized"} 2`, `relay_deliveries_total{channel="email",outcome="sent"} 1`, `asynq_tasks_processed_total`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if ready := p.get("/readyz"); !strings.Contains(ready, `"redis":"ok"`) {
+		t.Errorf("/readyz = %s", ready)
+	}
+}
+
+func TestRunWorksOnEmbeddedDefaults(t *testing.T) {
+	outbox := t.TempDir()
+	p := start(t, map[string]string{"RELAY_HTTP_ADDR": "127.0.0.1:0", "RELAY_OUTBOX_DIR": outbox}, "run")
+	m := regexp.MustCompile(`password: (\S+)`).FindStringSubmatch(p.stdout.String())
+	if m == nil || !strings.Contains(p.stdout.String(), "in-memory Redis") {
+		t.Fatalf("no generated password or Redis warning printed:\n%s", p.stdout.String())
+	}
+	if code := p.post("synap", m[1], readExample(t, "registration.json")); code != http.StatusAccepted {
+		t.Fatalf("POST = %d", code)
+	}
+	var files []string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && len(files) == 0; time.Sleep(50 * time.Millisecond) {
+		files, _ = filepath.Glob(filepath.Join(outbox, "*.eml"))
+	}
+	if len(files) != 1 {
+		t.Fatalf("outbox holds %v", files)
+	}
+	raw, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := relaytest.ParseEmail(t, raw); !strings.Contains(e.Subject, "Organic Chemistry II") {
+		t.Errorf("subject %q", e.Subject)
+	}
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(p.stdout.String(), "Slack (not configured") {
+			return
+		}
+	}
+	t.Errorf("the Slack message was not printed:\n%s", p.stdout.String())
+}
+
+func TestServeAndWorkRefuseToGuess(t *testing.T) {
+	rds := relaytest.StartRedis(t)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"serve without credentials", map[string]string{"RELAY_REDIS_URL": rds.URL}, []string{"serve"}, "RELAY_WEBHOOK_PASSWORD"},
+		{"serve without redis", map[string]string{"RELAY_WEBHOOK_PASSWORD": "x"}, []string{"serve"}, "RELAY_REDIS_URL"},
+		{"work without redis", nil, []string{"work"}, "RELAY_REDIS_URL"},
+		{"bad zone", map[string]string{"RELAY_TIMEZONE": "Mars/Olympus"}, []string{"run"}, "RELAY_TIMEZONE"},
+		{"bad smtp url", map[string]string{"RELAY_SMTP_URL": "smtp://host?tls=maybe"}, []string{"run"}, "tls=maybe"},
+		{"unknown command", nil, []string{"deliver"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"RELAY_HTTP_ADDR": "127.0.0.1:0"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			err := run(context.Background(), append([]string{"relay"}, tt.args...), func(k string) string { return env[k] }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to mention %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckRedactsSecretsAndNamesBrokenTemplates(t *testing.T) {
+	rds := relaytest.StartRedis(t)
+	sink := relaytest.StartSMTP(t)
+	env := map[string]string{
+		"RELAY_REDIS_URL":         rds.URL,
+		"RELAY_SMTP_URL":          "smtp://mailer:smtp-pass-123@" + sink.Addr + "?tls=none",
+		"RELAY_WEBHOOK_PASSWORD":  "hook-pass-456",
+		"RELAY_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B2/slack-secret-789",
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+		t.Fatalf("check: %v\n%s", err, out.String())
+	}
+	for _, secret := range []string{"smtp-pass-123", "hook-pass-456", "slack-secret-789"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("check printed the secret %q:\n%s", secret, out.String())
+		}
+	}
+	for _, want := range []string{"ok    templates", "ok    redis", "ok    smtp", "hooks.slack.com"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "confirmation.text.tmpl")
+	if err := os.WriteFile(broken, []byte("Hello {{.Student.FullName}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env["RELAY_TEMPLATES_DIR"] = dir
+	out.Reset()
+	err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), broken) || !strings.Contains(err.Error(), "FullName") {
+		t.Errorf("check with a broken template = %v", err)
+	}
+}
+
+func waitCompleted(t *testing.T, rds *relaytest.Redis, queue, id string) {
+	t.Helper()
+	inspect := asynq.NewInspectorFromRedisClient(rds.Client())
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if info, err := inspect.GetTaskInfo(queue, id); err == nil && info.State == asynq.TaskStateCompleted {
+			return
+		}
+	}
+	t.Fatalf("task %s did not complete", id)
+}
+
+func readExample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// syncBuffer is a bytes.Buffer the relay writes to while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
