@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -28,3 +29,11 @@ func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...)) }
 func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...)) }
 func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...)) }
 func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...)) }
+
+// RedisLogger sends go-redis's own messages (failed dials while Redis is
+// away) to Log, as JSON like everything else.
+type RedisLogger struct{ Log *slog.Logger }
+
+func (l RedisLogger) Printf(_ context.Context, format string, args ...any) {
+	l.Log.Warn(fmt.Sprintf(format, args...), "component", "go-redis")
+}

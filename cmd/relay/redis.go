@@ -13,11 +13,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/config"
+	"github.com/exam-relay/relay/relay"
 )
 
 // connectRedis opens RELAY_REDIS_URL, or for `relay run` without one an
 // in-memory Redis in this process.
 func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, log *slog.Logger, stdout io.Writer) (redis.UniversalClient, func(), error) {
+	redis.SetLogger(relay.RedisLogger{Log: log})
 	if cfg.RedisURL == "" {
 		if !allowEmbedded {
 			return nil, nil, errors.New("RELAY_REDIS_URL is not set: relay serve and relay work share a Redis (only relay run can do without one, in memory)")
@@ -26,7 +28,8 @@ func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, lo
 	}
 	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("RELAY_REDIS_URL: %w", err)
+		// Not the parser's error: it quotes the URL, password and all.
+		return nil, nil, errors.New("RELAY_REDIS_URL: want redis://, rediss:// or redis-sentinel:// such as redis://:password@host:6379/0")
 	}
 	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
 	if !ok {
