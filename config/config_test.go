@@ -119,3 +119,27 @@ func TestSettingsRedactSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleFileLoads(t *testing.T) {
+	cfg, err := Load("relay.example.yaml", env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TimeZone != "Europe/London" || cfg.Email.From != "Exams Office <exams@example.edu>" {
+		t.Errorf("loaded %+v", cfg)
+	}
+}
+
+// The README's settings table is for people; Settings is for the code.
+// This keeps them from drifting apart.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range Settings {
+		if !strings.Contains(string(readme), "`"+s.Env+"`") {
+			t.Errorf("README.md does not list %s", s.Env)
+		}
+	}
+}

@@ -47,7 +47,7 @@ type receipt struct {
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			rc.reject(w, http.StatusUnsupportedMediaType, receipt{Status: "rejected", Error: "Content-Type must be application/json"})
+			rc.reject(w, http.StatusUnsupportedMediaType, receipt{Status: "rejected", Error: "Content-Type must be application/json (with curl: -H 'Content-Type: application/json')"})
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,7 +40,8 @@ type SlackBot struct {
 func NewSlackBot(token, channel, apiURL string, client *http.Client) SlackBot {
 	opts := []slack.Option{slack.OptionHTTPClient(client)}
 	if apiURL != "" {
-		opts = append(opts, slack.OptionAPIURL(apiURL))
+		// slack-go appends method names to it directly.
+		opts = append(opts, slack.OptionAPIURL(strings.TrimSuffix(apiURL, "/")+"/"))
 	}
 	return SlackBot{API: slack.New(token, opts...), Channel: channel}
 }
