@@ -6,6 +6,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	// Time zones work on hosts and images without /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
 
 func main() {
