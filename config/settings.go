@@ -113,11 +113,6 @@ func duration(env, key, summary string, field func(*Config) *Duration) Setting {
 // Value is the setting's value in c as it may be shown: secrets redacted.
 func (s Setting) Value(c Config) string { return s.get(&c) }
 
-// Default is the setting's value when nothing configures it, as shown.
-func (s Setting) Default() string { return s.get(ptr(Default())) }
-
-func ptr[T any](v T) *T { return &v }
-
 func redactIf(isSecret bool, v string) string {
 	if isSecret && v != "" {
 		return "[redacted]"

@@ -188,5 +188,34 @@ func (s *Set) Check() error {
 	return errors.Join(errs...)
 }
 
-// Defaults is the embedded default templates, for `relay templates export`.
-func Defaults() fs.FS { return defaults }
+// Export writes the default templates into dir, for a school to edit and
+// then use with RELAY_TEMPLATES_DIR. It never overwrites an edited file.
+func Export(dir string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var written []string
+	for _, name := range Names {
+		b, err := defaults.ReadFile(name)
+		if err != nil {
+			return written, err
+		}
+		path := filepath.Join(dir, name)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, fs.ErrExist) {
+			return written, fmt.Errorf("%s exists: not overwriting it", path)
+		}
+		if err != nil {
+			return written, err
+		}
+		_, err = f.Write(b)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return written, err
+		}
+		written = append(written, path)
+	}
+	return written, nil
+}

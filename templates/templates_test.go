@@ -163,3 +163,27 @@ func write(t *testing.T, dir, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestExportWritesDefaultsThatLoadBack(t *testing.T) {
+	dir := t.TempDir()
+	written, err := Export(dir)
+	if err != nil || len(written) != len(Names) {
+		t.Fatalf("Export = %v, %v", written, err)
+	}
+	s := mustLoad(t, dir)
+	for _, name := range Names {
+		if s.Source[name] != filepath.Join(dir, name) {
+			t.Errorf("%s loaded from %s", name, s.Source[name])
+		}
+	}
+	if err := s.Check(); err != nil {
+		t.Error(err)
+	}
+	write(t, dir, ConfirmationSubject, "edited")
+	if _, err := Export(dir); err == nil {
+		t.Error("Export overwrote an existing folder")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ConfirmationSubject)); string(b) != "edited" {
+		t.Errorf("the edited file now holds %q", b)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/exam-relay/relay/templates"
 )
 
 const usage = `relay receives Synap's "User Registered for Exam" webhooks and sends each
@@ -23,6 +25,9 @@ Commands:
   work    the worker only (run as many as you like on one Redis)
   check   validate config and templates, reach Redis and SMTP; print the
           config with secrets redacted
+  templates export DIR
+          write the default templates to DIR, to edit and use with
+          RELAY_TEMPLATES_DIR
   help    this text
 
 Settings come from the config file (-config or RELAY_CONFIG), then from
@@ -54,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "work":
 		m = mode{work: true}
 	case "check":
+	case "templates":
+		return templatesCommand(args[2:], stdout)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -71,4 +78,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, *configPath, getenv, stdout)
 	}
 	return runRelay(ctx, m, *configPath, getenv, stdout, stderr)
+}
+
+func templatesCommand(args []string, stdout io.Writer) error {
+	if len(args) != 2 || args[0] != "export" {
+		return errors.New("usage: relay templates export DIR")
+	}
+	written, err := templates.Export(args[1])
+	for _, path := range written {
+		fmt.Fprintln(stdout, "wrote", path)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Edit them, then set RELAY_TEMPLATES_DIR=%s; files you delete fall back to the defaults.\n", args[1])
+	return nil
 }
