@@ -34,6 +34,7 @@ type Config struct {
 	// Retention is how long a delivered registration is remembered, and so
 	// how long a repeated delivery of it is recognised and sends nothing.
 	Retention Duration `yaml:"retention"`
+	Spool     Spool    `yaml:"spool"`
 	Worker    Worker   `yaml:"worker"`
 	LogLevel  string   `yaml:"log_level"`
 }
@@ -63,10 +64,19 @@ type Slack struct {
 	APIURL string `yaml:"api_url"`
 }
 
+// Spool is where the receiver keeps registrations while Redis is away.
+type Spool struct {
+	Dir string `yaml:"dir"`
+	// Max bounds the registrations held; past it the receiver answers 503.
+	Max int `yaml:"max"`
+}
+
 type Worker struct {
-	Concurrency     int      `yaml:"concurrency"`
-	MaxRetry        int      `yaml:"max_retry"`
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	Concurrency int `yaml:"concurrency"`
+	MaxRetry    int `yaml:"max_retry"`
+	// RetrySchedule is the wait before each retry; the last one repeats.
+	RetrySchedule   Durations `yaml:"retry_schedule"`
+	ShutdownTimeout Duration  `yaml:"shutdown_timeout"`
 }
 
 // Default returns the settings used for anything not configured.
@@ -78,9 +88,16 @@ func Default() Config {
 		Email:     Email{From: "Exam Relay <exam-relay@localhost>"},
 		TimeZone:  "UTC",
 		Retention: Duration(7 * 24 * time.Hour),
+		Spool:     Spool{Dir: "spool", Max: 100_000},
 		Worker: Worker{
-			Concurrency:     10,
-			MaxRetry:        20,
+			Concurrency: 10,
+			MaxRetry:    20,
+			RetrySchedule: Durations{
+				Duration(5 * time.Second), Duration(10 * time.Second), Duration(30 * time.Second),
+				Duration(time.Minute), Duration(2 * time.Minute), Duration(5 * time.Minute),
+				Duration(10 * time.Minute), Duration(20 * time.Minute), Duration(30 * time.Minute),
+				Duration(time.Hour), Duration(2 * time.Hour), Duration(4 * time.Hour),
+			},
 			ShutdownTimeout: Duration(10 * time.Second),
 		},
 		LogLevel: "info",
@@ -173,6 +190,18 @@ func (c Config) Validate() error {
 	if c.Worker.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("RELAY_WORKER_CONCURRENCY (worker.concurrency): %d, want 1 or more", c.Worker.Concurrency))
 	}
+	if c.Spool.Dir == "" || c.Spool.Max < 1 {
+		errs = append(errs, fmt.Errorf("RELAY_SPOOL_DIR / RELAY_SPOOL_MAX (spool): want a folder and a limit of 1 or more"))
+	}
+	if len(c.Worker.RetrySchedule) == 0 {
+		errs = append(errs, errors.New("RELAY_RETRY_SCHEDULE (worker.retry_schedule): want at least one duration, such as 5s,30s,5m,1h"))
+	}
+	for _, d := range c.Worker.RetrySchedule {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("RELAY_RETRY_SCHEDULE (worker.retry_schedule): %s, want positive durations", d))
+			break
+		}
+	}
 	if c.Worker.MaxRetry < 0 {
 		errs = append(errs, fmt.Errorf("RELAY_MAX_RETRY (worker.max_retry): %d, want 0 or more", c.Worker.MaxRetry))
 	}
@@ -217,6 +246,53 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Durations reads "5s,30s,5m" from the environment and a list or that
+// string from YAML.
+type Durations []Duration
+
+func (ds Durations) String() string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (ds *Durations) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		v, err := parseDurations(n.Value)
+		*ds = v
+		return err
+	}
+	var list []Duration
+	if err := n.Decode(&list); err != nil {
+		return err
+	}
+	*ds = list
+	return nil
+}
+
+// Std is the list as time.Durations.
+func (ds Durations) Std() []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = time.Duration(d)
+	}
+	return out
+}
+
+func parseDurations(s string) (Durations, error) {
+	var out Durations
+	for _, part := range strings.Split(s, ",") {
+		d, err := parseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Duration(d))
+	}
+	return out, nil
 }
 
 // parseDuration is time.ParseDuration plus whole days, which is how people

@@ -59,10 +59,22 @@ var Settings = []Setting{
 		func(c *Config) *string { return &c.TemplatesDir }),
 	duration("RELAY_RETENTION", "retention", "how long a registration is remembered to recognise a repeat",
 		func(c *Config) *Duration { return &c.Retention }),
+	str("RELAY_SPOOL_DIR", "spool.dir", false, "folder where the receiver keeps registrations (fsynced) while Redis is unreachable",
+		func(c *Config) *string { return &c.Spool.Dir }),
+	integer("RELAY_SPOOL_MAX", "spool.max", "registrations the spool holds before the receiver answers 503",
+		func(c *Config) *int { return &c.Spool.Max }),
 	integer("RELAY_WORKER_CONCURRENCY", "worker.concurrency", "deliveries a worker runs at once",
 		func(c *Config) *int { return &c.Worker.Concurrency }),
-	integer("RELAY_MAX_RETRY", "worker.max_retry", "retries of a failing delivery before it is archived (5s, 10s, 30s, … up to 4h apart)",
+	integer("RELAY_MAX_RETRY", "worker.max_retry", "retries of a failing delivery before it is archived",
 		func(c *Config) *int { return &c.Worker.MaxRetry }),
+	{Env: "RELAY_RETRY_SCHEDULE", YAML: "worker.retry_schedule",
+		Summary: "wait before each retry, comma-separated; the last repeats",
+		get:     func(c *Config) string { return c.Worker.RetrySchedule.String() },
+		set: func(c *Config, v string) error {
+			ds, err := parseDurations(v)
+			c.Worker.RetrySchedule = ds
+			return err
+		}},
 	duration("RELAY_SHUTDOWN_TIMEOUT", "worker.shutdown_timeout", "how long a stopping worker lets deliveries finish",
 		func(c *Config) *Duration { return &c.Worker.ShutdownTimeout }),
 	str("RELAY_LOG_LEVEL", "log_level", false, "debug, info, warn or error",

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -35,6 +36,20 @@ type harness struct {
 	http    *httptest.Server
 	inspect *asynq.Inspector
 	metrics *Metrics
+	spool   *Spool // nil unless withSpool
+}
+
+type harnessOption func(*harness)
+
+// withSpool gives the receiver a spool and runs its drainer.
+func withSpool() harnessOption {
+	return func(h *harness) {
+		spool, err := OpenSpool(h.t.TempDir(), 10_000, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.spool = spool
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -43,9 +58,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T, options ...harnessOption) *harness {
 	t.Helper()
 	h := &harness{t: t, redis: relaytest.StartRedis(t), smtp: relaytest.StartSMTP(t), slack: relaytest.StartSlack(t)}
+	for _, o := range options {
+		o(h)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -75,16 +93,26 @@ func newHarness(t *testing.T) *harness {
 		Queue: queue, Options: opts, Templates: tmpl, Location: london,
 		Sender: Sender{From: "Exams Office <exams@example.edu>"},
 		Mailer: pool, Slack: SlackWebhook{URL: h.slack.WebhookURL(), Client: http.DefaultClient},
-		Log: log, Metrics: h.metrics,
+		Log: log, Metrics: h.metrics, Sent: SentLog{Redis: rdb, TTL: time.Hour},
 	}
-	srv := asynq.NewServerFromRedisClient(rdb, ServerConfig(4, 5*time.Second, log))
+	srv := asynq.NewServerFromRedisClient(rdb, ServerConfig(WorkerSettings{
+		Concurrency: 4, ShutdownTimeout: 5 * time.Second, RetrySchedule: config.Default().Worker.RetrySchedule.Std(),
+	}, log))
 	if err := srv.Start(w.Mux()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
 
+	receiver := NewReceiver(queue, opts, h.spool, log, h.metrics)
+	if h.spool != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { h.spool.RunDrainer(ctx, 200*time.Millisecond, receiver.EnqueueSpooled); close(done) }()
+		t.Cleanup(func() { cancel(); <-done; h.spool.Close() })
+	}
 	h.http = httptest.NewServer(NewServer(ServerDeps{
-		Receiver:    NewReceiver(queue, opts, log, h.metrics),
+		Receiver:    receiver,
+		Spool:       h.spool,
 		Credentials: Credentials{Username: testUser, Password: testPassword},
 		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Metrics:     h.metrics,
@@ -115,6 +143,49 @@ func (h *harness) do(body []byte, prepare func(*http.Request)) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// registration is a distinct student's registration for exam (0…).
+func registration(student, exam int) []byte {
+	return []byte(fmt.Sprintf(`{"user":{"id":"usr_%d","name":"Student %d","email":"student%d@example.edu"},
+		"portal":{"id":"portal_test"},
+		"exam":{"objectId":"exm_%d","name":"Exam %d","url":"https://exams.example.edu/%d",
+			"schedule":{"openDate":"2026-12-14T09:00:00Z","closeDate":"2026-12-14T11:00:00Z"}},
+		"userGroup":{"objectId":"grp_1","name":"Cohort"}}`, student, student, student, exam, exam, exam))
+}
+
+// recipients counts the emails each address received.
+func recipients(msgs []relaytest.Message) map[string]int {
+	counts := map[string]int{}
+	for _, m := range msgs {
+		for _, to := range m.To {
+			counts[to]++
+		}
+	}
+	return counts
+}
+
+// waitForRecipients polls until every address in want has an email, then
+// returns the count per address.
+func (h *harness) waitForRecipients(want []string, timeout time.Duration) map[string]int {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := recipients(h.smtp.Messages())
+		missing := 0
+		for _, addr := range want {
+			if got[addr] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d of %d students have no email after %v", missing, len(want), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func example(t *testing.T, name string) []byte {

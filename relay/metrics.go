@@ -9,11 +9,11 @@ import (
 // so that tests and several relays in one process never collide.
 type Metrics struct {
 	Registry *prometheus.Registry
-	// webhooks counts requests by outcome: accepted, duplicate, rejected,
-	// unauthorized, unavailable.
+	// webhooks counts requests by outcome: accepted, spooled, duplicate,
+	// rejected, unauthorized, unavailable.
 	webhooks *prometheus.CounterVec
 	// deliveries counts delivery attempts by channel (email, slack) and
-	// outcome: sent, retry, rate_limited, failed.
+	// outcome: sent, retry, rate_limited, failed, already_sent.
 	deliveries *prometheus.CounterVec
 	sendTime   *prometheus.HistogramVec
 }
@@ -23,11 +23,11 @@ func NewMetrics() *Metrics {
 		Registry: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_webhooks_total",
-			Help: "Webhook requests by outcome (accepted, duplicate, rejected, unauthorized, unavailable).",
+			Help: "Webhook requests by outcome (accepted, spooled, duplicate, rejected, unauthorized, unavailable).",
 		}, []string{"outcome"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_deliveries_total",
-			Help: "Delivery attempts by channel (email, slack) and outcome (sent, retry, rate_limited, failed).",
+			Help: "Delivery attempts by channel (email, slack) and outcome (sent, retry, rate_limited, failed, already_sent).",
 		}, []string{"channel", "outcome"}),
 		sendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relay_send_duration_seconds",
@@ -37,13 +37,21 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.webhooks, m.deliveries, m.sendTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, o := range []string{"accepted", "duplicate", "rejected", "unauthorized", "unavailable"} {
+	for _, o := range []string{"accepted", "spooled", "duplicate", "rejected", "unauthorized", "unavailable"} {
 		m.webhooks.WithLabelValues(o)
 	}
 	for _, c := range []string{"email", "slack"} {
-		for _, o := range []string{"sent", "retry", "rate_limited", "failed"} {
+		for _, o := range []string{"sent", "retry", "rate_limited", "failed", "already_sent"} {
 			m.deliveries.WithLabelValues(c, o)
 		}
 	}
 	return m
+}
+
+// ObserveSpool exports how many registrations wait in s for Redis.
+func (m *Metrics) ObserveSpool(s *Spool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "relay_spool_depth",
+		Help: "Registrations kept on local disk, waiting for Redis.",
+	}, func() float64 { return float64(s.Depth()) }))
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -22,18 +23,23 @@ type Enqueuer interface {
 }
 
 // Receiver takes Synap's "User Registered for Exam" webhook. It answers 202
-// only once the registration is stored in Redis: Synap does not retry, so
-// an answer is a promise.
+// only once the registration is stored, in Redis or in the fsynced spool:
+// Synap does not retry, so an answer is a promise.
 type Receiver struct {
 	queue   Enqueuer
 	opts    tasks.Options
+	spool   *Spool // nil: no spool, 503 while Redis is away
 	log     *slog.Logger
 	metrics *Metrics
 }
 
-func NewReceiver(queue Enqueuer, opts tasks.Options, log *slog.Logger, metrics *Metrics) *Receiver {
-	return &Receiver{queue: queue, opts: opts, log: log, metrics: metrics}
+func NewReceiver(queue Enqueuer, opts tasks.Options, spool *Spool, log *slog.Logger, metrics *Metrics) *Receiver {
+	return &Receiver{queue: queue, opts: opts, spool: spool, log: log, metrics: metrics}
 }
+
+// enqueueTimeout bounds how long a request waits for Redis before the
+// registration goes to the spool instead.
+const enqueueTimeout = 2 * time.Second
 
 // receipt is the body of every answer: what happened, and the
 // registration's id for anyone tracing it.
@@ -78,23 +84,77 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := reg.ID()
-	_, err = rc.queue.EnqueueContext(r.Context(), task)
-	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
+	attrs := []any{"registration", id, "user", reg.User.ID, "exam", reg.Exam.ObjectID, "to", maskEmail(reg.User.Email)}
+	outcome, err := rc.store(r.Context(), task)
+	rc.metrics.webhooks.WithLabelValues(outcome).Inc()
+	switch outcome {
+	case "accepted":
+		rc.log.Info("webhook accepted", attrs...)
+		writeJSON(w, http.StatusAccepted, receipt{Status: outcome, ID: id})
+	case "spooled":
+		rc.log.Warn("webhook spooled: Redis unavailable", attrs...)
+		writeJSON(w, http.StatusAccepted, receipt{Status: outcome, ID: id})
+	case "duplicate":
 		// Delivered before: a success for Synap, nothing new for the student.
-		rc.metrics.webhooks.WithLabelValues("duplicate").Inc()
-		rc.log.Info("webhook duplicate", "registration", id, "user", reg.User.ID, "exam", reg.Exam.ObjectID)
-		writeJSON(w, http.StatusOK, receipt{Status: "duplicate", ID: id})
-	case err != nil:
-		rc.metrics.webhooks.WithLabelValues("unavailable").Inc()
-		rc.log.Error("webhook not stored: queue unavailable", "registration", id, "err", err)
-		w.Header().Set("Retry-After", "5")
-		writeJSON(w, http.StatusServiceUnavailable, receipt{Status: "unavailable", Error: "the queue is unavailable; nothing was stored, send it again"})
+		rc.log.Info("webhook duplicate", attrs...)
+		writeJSON(w, http.StatusOK, receipt{Status: outcome, ID: id})
 	default:
-		rc.metrics.webhooks.WithLabelValues("accepted").Inc()
-		rc.log.Info("webhook accepted", "registration", id, "user", reg.User.ID, "exam", reg.Exam.ObjectID, "to", maskEmail(reg.User.Email))
-		writeJSON(w, http.StatusAccepted, receipt{Status: "accepted", ID: id})
+		rc.log.Error("webhook not stored", append(attrs, "err", err)...)
+		w.Header().Set("Retry-After", "30")
+		writeJSON(w, http.StatusServiceUnavailable, receipt{Status: "unavailable", Error: "could not store the registration; nothing was kept, send it again"})
 	}
+}
+
+// store puts the task in Redis, or in the spool when Redis cannot take it,
+// and says which: accepted, duplicate, spooled or unavailable.
+func (rc *Receiver) store(ctx context.Context, task *asynq.Task) (string, error) {
+	if rc.spool != nil && rc.spool.Depth() > 0 {
+		// Redis was away a moment ago and the spool is not yet drained:
+		// don't make this request wait for Redis too.
+		return rc.toSpool(task.Payload())
+	}
+	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	defer cancel()
+	_, err := rc.queue.EnqueueContext(ctx, task)
+	switch {
+	case err == nil:
+		return "accepted", nil
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return "duplicate", nil
+	case rc.spool == nil:
+		return "unavailable", err
+	}
+	rc.log.Warn("redis unavailable; spooling", "err", err)
+	return rc.toSpool(task.Payload())
+}
+
+func (rc *Receiver) toSpool(payload []byte) (string, error) {
+	if err := rc.spool.Append(payload); err != nil {
+		return "unavailable", err
+	}
+	return "spooled", nil
+}
+
+// EnqueueSpooled moves one spooled payload into Redis: the spool's drainer
+// calls it. A repeat of something already queued is a success.
+func (rc *Receiver) EnqueueSpooled(payload []byte) error {
+	reg, err := tasks.DecodePayload(payload)
+	if err != nil {
+		// Not something Redis being back will fix; keeping it would block
+		// the spool forever.
+		rc.log.Error("spool: dropping an unreadable line", "err", err)
+		return nil
+	}
+	task, err := tasks.NewRegistrationTask(reg, rc.opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
+	defer cancel()
+	if _, err := rc.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	return nil
 }
 
 func (rc *Receiver) reject(w http.ResponseWriter, code int, body receipt) {

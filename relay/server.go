@@ -25,7 +25,9 @@ type ServerDeps struct {
 	Receiver    http.Handler
 	Credentials Credentials
 	// Ready reports whether Redis answers.
-	Ready   func(context.Context) error
+	Ready func(context.Context) error
+	// Spool, when not nil, is reported by /readyz.
+	Spool   *Spool
 	Metrics *Metrics
 	Log     *slog.Logger
 }
@@ -40,12 +42,17 @@ func NewServer(d ServerDeps) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		status := map[string]any{"status": "ok", "redis": "ok"}
+		if d.Spool != nil {
+			status["spool"] = d.Spool.Depth()
+		}
 		if err := d.Ready(r.Context()); err != nil {
 			d.Log.Warn("not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": "unreachable"})
+			status["status"], status["redis"] = "unavailable", "unreachable"
+			writeJSON(w, http.StatusServiceUnavailable, status)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "redis": "ok"})
+		writeJSON(w, http.StatusOK, status)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
 	return recoverPanics(d.Log, mux)

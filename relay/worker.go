@@ -25,6 +25,7 @@ type Worker struct {
 	Sender    Sender
 	Mailer    Mailer
 	Slack     Slack
+	Sent      SentLog
 	Log       *slog.Logger
 	Metrics   *Metrics
 	// Now is the clock; nil means time.Now.
@@ -94,13 +95,28 @@ func (w *Worker) deliverSlack(ctx context.Context, t *asynq.Task) error {
 // deliver runs render-and-send, counts and logs the outcome, and tells asynq what to
 // do next through the error it returns.
 func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registration, send func() error) error {
-	start := time.Now()
-	err := send()
-	w.Metrics.sendTime.WithLabelValues(channel).Observe(time.Since(start).Seconds())
 	attrs := []any{"channel", channel, "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID}
+	taskID, _ := asynq.GetTaskID(ctx)
+	sent, err := w.Sent.Sent(ctx, taskID)
+	if err != nil {
+		return temporary(fmt.Errorf("check sent mark: %w", err))
+	}
+	if sent {
+		// A re-run of a task whose worker stopped after sending.
+		w.Metrics.deliveries.WithLabelValues(channel, "already_sent").Inc()
+		w.Log.Warn("already delivered; not sending again", attrs...)
+		return nil
+	}
+
+	start := time.Now()
+	err = send()
+	w.Metrics.sendTime.WithLabelValues(channel).Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.Metrics.deliveries.WithLabelValues(channel, "sent").Inc()
 		w.Log.Info("delivered", attrs...)
+		if err := w.Sent.Mark(ctx, taskID); err != nil {
+			w.Log.Error("delivered but could not record it; a re-run would send again", append(attrs, "err", err)...)
+		}
 		return nil
 	}
 	attrs = append(attrs, "err", err)
@@ -142,41 +158,43 @@ func archive(err error) error {
 	return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
 }
 
+// WorkerSettings are the knobs of a worker process.
+type WorkerSettings struct {
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	// RetrySchedule is the wait before each retry; the last one repeats.
+	RetrySchedule []time.Duration
+}
+
 // ServerConfig is the asynq configuration a worker runs with.
-func ServerConfig(concurrency int, shutdownTimeout time.Duration, log *slog.Logger) asynq.Config {
+func ServerConfig(s WorkerSettings, log *slog.Logger) asynq.Config {
 	return asynq.Config{
-		Concurrency:    concurrency,
+		Concurrency:    s.Concurrency,
 		Queues:         tasks.Queues,
-		RetryDelayFunc: RetryDelay,
+		RetryDelayFunc: retryDelay(s.RetrySchedule),
 		IsFailure:      IsFailure,
 		// Idle queues are polled this often; asynq's 1 s default would add
 		// up to a second to every quiet-time registration.
 		TaskCheckInterval: 200 * time.Millisecond,
 		// Retries and rate-limit waits become due with this precision.
 		DelayedTaskCheckInterval: time.Second,
-		ShutdownTimeout:          shutdownTimeout,
+		ShutdownTimeout:          s.ShutdownTimeout,
 		Logger:                   AsynqLogger(log),
 		LogLevel:                 asynq.WarnLevel,
 	}
 }
 
-// retrySchedule is the wait before each retry: quick at first for a
-// blip, then backing off to hours for an outage.
-var retrySchedule = []time.Duration{
-	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
-	5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
-	time.Hour, 2 * time.Hour, 4 * time.Hour,
-}
-
-// RetryDelay is the asynq RetryDelayFunc: the rate limiter's own wait when
-// there is one, else the schedule with up to 20% jitter so that a burst
-// that failed together does not retry together.
-func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	if d := retryAfterOf(err); d > 0 {
-		return d
+// retryDelay waits what a rate limiter asked for when it asked, else
+// follows the schedule with up to 20% jitter, so that a burst that failed
+// together does not retry together.
+func retryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		if d := retryAfterOf(err); d > 0 {
+			return d
+		}
+		d := schedule[min(n, len(schedule)-1)]
+		return d + rand.N(d/5+1)
 	}
-	d := retrySchedule[min(n, len(retrySchedule)-1)]
-	return d + rand.N(d/5+1)
 }
 
 // IsFailure is the asynq IsFailure func: waiting out a rate limit does not

@@ -168,3 +168,28 @@ func TestHostileNamesReachSlackAsText(t *testing.T) {
 		}
 	}
 }
+
+func TestTaskRunAgainAfterSendingSendsNothing(t *testing.T) {
+	h := newHarness(t)
+	body := example(t, "registration.json")
+	h.post(body)
+	h.smtp.WaitFor(t, 1, 10*time.Second)
+	reg := decode(t, body)
+	id := tasks.TaskID(tasks.TypeEmail, reg)
+	h.waitForTask(tasks.QueueEmail, id, asynq.TaskStateCompleted, 5*time.Second)
+
+	// What asynq's lease recovery does when a worker dies after the SMTP
+	// server took the message but before the task was marked done: the
+	// same task runs again.
+	if err := h.inspect.DeleteTask(tasks.QueueEmail, id); err != nil {
+		t.Fatal(err)
+	}
+	task, _ := tasks.NewEmailTask(reg, tasks.Options{Retention: time.Hour, MaxRetry: 3})
+	if _, err := asynq.NewClientFromRedisClient(h.redis.Client()).Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	h.waitForTask(tasks.QueueEmail, id, asynq.TaskStateCompleted, 5*time.Second)
+	if n := h.smtp.Count(); n != 1 {
+		t.Errorf("%d emails after the re-run, want 1", n)
+	}
+}

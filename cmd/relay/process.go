@@ -62,8 +62,15 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		if err != nil {
 			return err
 		}
-		deps.Credentials = creds
-		deps.Receiver = relay.NewReceiver(queue, opts, log, mets)
+		spool, err := relay.OpenSpool(cfg.Spool.Dir, cfg.Spool.Max, log)
+		if err != nil {
+			return err
+		}
+		defer spool.Close()
+		mets.ObserveSpool(spool)
+		receiver := relay.NewReceiver(queue, opts, spool, log, mets)
+		go spool.RunDrainer(ctx, time.Second, receiver.EnqueueSpooled)
+		deps.Credentials, deps.Receiver, deps.Spool = creds, receiver, spool
 	}
 
 	var worker *asynq.Server
@@ -72,9 +79,13 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		if err != nil {
 			return err
 		}
+		w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
 		defer closeWorker()
-		worker = asynq.NewServerFromRedisClient(rdb,
-			relay.ServerConfig(cfg.Worker.Concurrency, time.Duration(cfg.Worker.ShutdownTimeout), log))
+		worker = asynq.NewServerFromRedisClient(rdb, relay.ServerConfig(relay.WorkerSettings{
+			Concurrency:     cfg.Worker.Concurrency,
+			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
+			RetrySchedule:   cfg.Worker.RetrySchedule.Std(),
+		}, log))
 		if err := worker.Start(w.Mux()); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}

@@ -38,6 +38,12 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &process{t: t, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}}
+	// Nothing of a test's is left in the working tree.
+	for _, k := range []string{"RELAY_SPOOL_DIR", "RELAY_OUTBOX_DIR"} {
+		if env[k] == "" {
+			env[k] = t.TempDir()
+		}
+	}
 	getenv := func(k string) string { return env[k] }
 	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, p.stdout, io.Discard) }()
 	t.Cleanup(func() { p.stop() })
