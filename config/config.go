@@ -237,7 +237,21 @@ func httpURL(s string) error {
 // Duration reads "90s", "168h" or "7d" from YAML and the environment.
 type Duration time.Duration
 
-func (d Duration) String() string { return time.Duration(d).String() }
+// String is the shortest form parseDuration reads back: 7d, 4h, 1m, 90s.
+func (d Duration) String() string {
+	td := time.Duration(d)
+	if td > 0 && td%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(td/(24*time.Hour))) + "d"
+	}
+	s := td.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := parseDuration(n.Value)

@@ -143,3 +143,16 @@ func TestREADMEListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+func TestDurationsReadBackWhatTheyPrint(t *testing.T) {
+	for _, d := range []time.Duration{7 * 24 * time.Hour, 4 * time.Hour, 90 * time.Minute, time.Minute, 90 * time.Second, 1500 * time.Millisecond} {
+		s := Duration(d).String()
+		back, err := parseDuration(s)
+		if err != nil || back != d {
+			t.Errorf("%v prints %q, which reads back as %v (%v)", d, s, back, err)
+		}
+	}
+	if s := Duration(time.Hour).String(); s != "1h" {
+		t.Errorf("1h prints %q", s)
+	}
+}
