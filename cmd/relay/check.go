@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
-
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
@@ -52,7 +50,13 @@ func check(ctx context.Context, configPath string, getenv func(string) string, s
 	if cfg.RedisURL == "" {
 		fmt.Fprintln(stdout, "note  redis: not set; relay run would use an in-memory Redis that keeps nothing")
 	} else {
-		report("redis", pingRedis(ctx, cfg.RedisURL))
+		err := pingRedis(ctx, cfg.RedisURL)
+		report("redis", err)
+		if err == nil {
+			for _, warning := range redisWarnings(ctx, cfg.RedisURL) {
+				fmt.Fprintf(stdout, "WARN  redis: %s\n", warning)
+			}
+		}
 	}
 	if cfg.SMTP.URL == "" {
 		fmt.Fprintf(stdout, "note  smtp: not set; emails would be written to %s/\n", cfg.SMTP.OutboxDir)
@@ -70,14 +74,41 @@ func check(ctx context.Context, configPath string, getenv func(string) string, s
 }
 
 func pingRedis(ctx context.Context, url string) error {
-	opt, err := asynq.ParseRedisURI(url)
+	rdb, err := openRedis(ctx, url)
 	if err != nil {
 		return err
 	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return errors.New("unsupported kind of Redis")
-	}
 	defer rdb.Close()
 	return rdb.Ping(ctx).Err()
+}
+
+// redisWarnings names Redis settings that can lose registrations: the
+// queue is the only copy of an accepted one.
+func redisWarnings(ctx context.Context, url string) []string {
+	rdb, err := openRedis(ctx, url)
+	if err != nil {
+		return nil
+	}
+	defer rdb.Close()
+	get := func(key string) (string, bool) {
+		v, err := rdb.ConfigGet(ctx, key).Result()
+		if err != nil || v[key] == "" && key != "save" {
+			return "", false
+		}
+		return v[key], true
+	}
+	var warnings []string
+	if policy, ok := get("maxmemory-policy"); !ok {
+		warnings = append(warnings, "could not read maxmemory-policy (CONFIG GET refused?); make sure it is noeviction")
+	} else if policy != "noeviction" {
+		warnings = append(warnings, fmt.Sprintf("maxmemory-policy is %s: a full Redis would evict queued registrations; set it to noeviction", policy))
+	}
+	aof, aofOK := get("appendonly")
+	save, saveOK := get("save")
+	if aofOK && saveOK && aof != "yes" && strings.TrimSpace(save) == "" {
+		warnings = append(warnings, "keeps nothing on disk (appendonly no, no save points): a Redis restart loses every queued registration; set appendonly yes")
+	} else if aofOK && aof != "yes" {
+		warnings = append(warnings, "appendonly is no: snapshots alone lose what arrived since the last one; set appendonly yes")
+	}
+	return warnings
 }

@@ -26,14 +26,9 @@ func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, lo
 		}
 		return embeddedRedis(log, stdout)
 	}
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	rdb, err := openRedis(ctx, cfg.RedisURL)
 	if err != nil {
-		// Not the parser's error: it quotes the URL, password and all.
-		return nil, nil, errors.New("RELAY_REDIS_URL: want redis://, rediss:// or redis-sentinel:// such as redis://:password@host:6379/0")
-	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, nil, fmt.Errorf("RELAY_REDIS_URL: unsupported kind of Redis")
+		return nil, nil, err
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -43,6 +38,20 @@ func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, lo
 		log.Error("redis unreachable at start", "err", err)
 	}
 	return rdb, func() { _ = rdb.Close() }, nil
+}
+
+// openRedis makes a client for RELAY_REDIS_URL without talking to it.
+func openRedis(_ context.Context, url string) (redis.UniversalClient, error) {
+	opt, err := asynq.ParseRedisURI(url)
+	if err != nil {
+		// Not the parser's error: it quotes the URL, password and all.
+		return nil, errors.New("RELAY_REDIS_URL: want redis://, rediss:// or redis-sentinel:// such as redis://:password@host:6379/0")
+	}
+	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
+	if !ok {
+		return nil, errors.New("RELAY_REDIS_URL: unsupported kind of Redis")
+	}
+	return rdb, nil
 }
 
 // embeddedRedis is miniredis: enough for asynq, gone when the process

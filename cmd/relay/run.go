@@ -25,6 +25,7 @@ Commands:
   work    the worker only (run as many as you like on one Redis)
   check   validate config and templates, reach Redis and SMTP; print the
           config with secrets redacted
+  tasks   list failed deliveries; tasks retry ID|-all; tasks delete ID
   templates export DIR
           write the default templates to DIR, to edit and use with
           RELAY_TEMPLATES_DIR
@@ -49,6 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	flags := flag.NewFlagSet("relay "+cmd, flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", getenv("RELAY_CONFIG"), "YAML config file (or RELAY_CONFIG)")
+	asJSON := flags.Bool("json", false, "relay tasks: print JSON for scripts")
 
 	var m mode
 	switch cmd {
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		m = mode{serve: true}
 	case "work":
 		m = mode{work: true}
-	case "check":
+	case "check", "tasks":
 	case "templates":
 		return templatesCommand(args[2:], stdout)
 	case "help", "-h", "-help", "--help":
@@ -70,6 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err := flags.Parse(args[2:]); err != nil {
 		return err
+	}
+	if cmd == "tasks" {
+		return tasksCommand(ctx, *configPath, *asJSON, flags.Args(), getenv, stdout)
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("relay %s: unexpected arguments %q", cmd, flags.Args())

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -21,6 +22,15 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if args := os.Getenv(asRelayEnv); args != "" {
+		// This test binary is standing in for the relay binary: see
+		// startProcess.
+		if err := run(context.Background(), append([]string{"relay"}, strings.Fields(args)...), os.Getenv, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "relay:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	redis.SetLogger(relaytest.QuietRedisLogger{})
 	os.Exit(m.Run())
 }

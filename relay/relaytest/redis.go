@@ -41,16 +41,31 @@ type Redis struct {
 	client   *redis.Client
 
 	// Only for a server we own.
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	persistent bool
+	bin        string
+	dir        string
+	port       int
+	cmd        *exec.Cmd
+	done       chan struct{} // closed when cmd has exited
 }
 
 // StartRedis returns a running, empty Redis server for t. The server and
 // the client returned by Client are closed when t ends.
 func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	return startRedis(t, false)
+}
+
+// StartPersistentRedis is StartRedis with an append-only file synced on
+// every write, as production runs it (there, every second): what it
+// acknowledged survives Stop and Start. Tests use it to check that a Redis
+// restart loses nothing the relay accepted.
+func StartPersistentRedis(t testing.TB) *Redis {
+	t.Helper()
+	return startRedis(t, true)
+}
+
+func startRedis(t testing.TB, persistent bool) *Redis {
 	t.Helper()
 	if u := os.Getenv(RedisURLEnv); u != "" {
 		return useExternalRedis(t, u)
@@ -62,12 +77,13 @@ func StartRedis(t testing.TB) *Redis {
 	}
 	port := freePort(t)
 	r := &Redis{
-		URL:  fmt.Sprintf("redis://127.0.0.1:%d/0", port),
-		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		t:    t,
-		bin:  bin,
-		dir:  t.TempDir(),
-		port: port,
+		URL:        fmt.Sprintf("redis://127.0.0.1:%d/0", port),
+		Addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		t:          t,
+		bin:        bin,
+		dir:        t.TempDir(),
+		port:       port,
+		persistent: persistent,
 	}
 	t.Cleanup(r.kill)
 	r.Start()
@@ -100,7 +116,8 @@ func (r *Redis) Client() *redis.Client {
 	return r.client
 }
 
-// Stop kills the server, as a crash would. Its data is lost. Tests use it
+// Stop kills the server, as a crash would. Its data is lost, unless it
+// was started with StartPersistentRedis. Tests use it
 // to check how the relay behaves while Redis is down.
 //
 // Stop and Start may fail or skip the test given to StartRedis, so call
@@ -135,14 +152,18 @@ func (r *Redis) Start() {
 	}
 	defer logFile.Close() // the child has its own copy
 
-	cmd := exec.Command(r.bin,
+	appendonly := []string{"--appendonly", "no"}
+	if r.persistent {
+		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{
 		"--port", strconv.Itoa(r.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
 		"--dir", r.dir,
 		"--maxmemory-policy", "noeviction",
-	)
+	}, appendonly...)
+	cmd := exec.Command(r.bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/config"
+	"github.com/exam-relay/relay/relay"
+)
+
+const tasksUsage = `usage:
+  relay tasks [-json]          list failed (archived) deliveries
+  relay tasks retry ID|-all    deliver again, now
+  relay tasks delete ID        forget a failed delivery`
+
+// tasksCommand lets an operator see and act on what failed for good.
+func tasksCommand(ctx context.Context, configPath string, asJSON bool, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(configPath, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.RedisURL == "" {
+		return errors.New("RELAY_REDIS_URL is not set: relay tasks reads the queue in Redis")
+	}
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	in := asynq.NewInspectorFromRedisClient(rdb)
+
+	switch {
+	case len(args) == 0:
+		failed, err := relay.Failed(in)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if failed == nil {
+				failed = []relay.FailedTask{}
+			}
+			return enc.Encode(failed)
+		}
+		printFailed(stdout, failed)
+		return nil
+	case len(args) == 2 && args[0] == "retry" && (args[1] == "-all" || args[1] == "--all"):
+		n, err := relay.RetryAllFailed(in)
+		fmt.Fprintf(stdout, "%d failed deliveries queued again\n", n)
+		return err
+	case len(args) == 2 && args[0] == "retry":
+		if err := relay.RetryFailed(in, args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s queued again\n", args[1])
+		return nil
+	case len(args) == 2 && args[0] == "delete":
+		if err := relay.DeleteFailed(in, args[1]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s deleted\n", args[1])
+		return nil
+	default:
+		return errors.New(tasksUsage)
+	}
+}
+
+func printFailed(w io.Writer, failed []relay.FailedTask) {
+	if len(failed) == 0 {
+		fmt.Fprintln(w, "No failed deliveries.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCHANNEL\tUSER\tEXAM\tFAILED AT\tERROR")
+	for _, f := range failed {
+		exam := f.ExamID
+		if f.ExamName != "" {
+			exam = fmt.Sprintf("%s (%s)", f.ExamID, shorten(f.ExamName, 30))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Channel, f.UserID, exam,
+			f.FailedAt.UTC().Format(time.DateTime), shorten(oneLine(f.LastError), 80))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d failed. Fix the cause, then: relay tasks retry ID (or -all). Full errors: relay tasks -json\n", len(failed))
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
