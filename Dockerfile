@@ -9,7 +9,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/relay ./cmd/relay
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/relay ./cmd/relay \
+ && mkdir -p /out/spool
 
 # ---- run ----
 # distroless/static has CA certificates (for rediss://, SMTP TLS, Slack),
@@ -17,6 +18,9 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/relay ./cmd/relay
 # "nonroot" user (uid 65532) with a writable home; no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/relay /relay
+# The spool keeps registrations while Redis is away: mount a volume here.
+# Created owned by nonroot so a fresh named volume inherits that owner.
+COPY --from=build --chown=65532:65532 /out/spool /home/nonroot/spool
 # With no RELAY_SMTP_URL emails go to ./outbox: keep the working directory
 # somewhere the nonroot user can write.
 WORKDIR /home/nonroot

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -30,6 +31,7 @@ type Spool struct {
 	max int
 	log *slog.Logger
 
+	lock    *os.File // held for the spool's life: one process per folder
 	mu      sync.Mutex
 	current *os.File
 	depth   int // lines in current and pending files
@@ -44,7 +46,16 @@ func OpenSpool(dir string, max int, log *slog.Logger) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, max: max, log: log}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// Two receivers appending and rotating in one folder would lose lines.
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("spool folder %s is in use by another relay process: give each its own RELAY_SPOOL_DIR", dir)
+	}
+	s := &Spool{dir: dir, max: max, log: log, lock: lock}
 	// A file the last process appended to may end in a torn line; it is
 	// never appended to again, and the reader skips the tear.
 	if err := s.rotate(); err != nil {
@@ -183,15 +194,20 @@ func (s *Spool) pending() ([]string, error) {
 	return paths, err
 }
 
-// Close closes the current file; what it holds is drained at next start.
+// Close closes the current file and lets another process open the
+// folder; what it holds is drained at next start.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.current == nil {
-		return nil
+	var err error
+	if s.current != nil {
+		err = s.current.Close()
+		s.current = nil
 	}
-	err := s.current.Close()
-	s.current = nil
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+		s.lock = nil
+	}
 	return err
 }
 

@@ -47,7 +47,7 @@ func TestSpoolKeepsAcrossRestartAndDrainsInOrder(t *testing.T) {
 	if d := s.Depth(); d != 0 {
 		t.Errorf("depth after drain %d", d)
 	}
-	if files, _ := filepath.Glob(filepath.Join(dir, "*")); len(files) != 0 {
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl")); len(files) != 0 {
 		t.Errorf("files left: %v", files)
 	}
 }
@@ -95,6 +95,23 @@ func TestSpoolKeepsWhatRedisDidNotTake(t *testing.T) {
 	if strings.Join(rest, " ") != `{"n":2} {"n":3}` || s.Depth() != 0 {
 		t.Errorf("second drain got %v, depth %d", rest, s.Depth())
 	}
+}
+
+func TestSpoolFolderBelongsToOneProcess(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, 10, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenSpool(dir, 10, quietLog()); err == nil || !strings.Contains(err.Error(), "RELAY_SPOOL_DIR") {
+		t.Errorf("second open of one folder: %v", err)
+	}
+	s.Close()
+	again, err := OpenSpool(dir, 10, quietLog())
+	if err != nil {
+		t.Fatalf("open after Close: %v", err)
+	}
+	again.Close()
 }
 
 func TestSpoolIsBounded(t *testing.T) {

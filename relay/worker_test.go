@@ -193,3 +193,22 @@ func TestTaskRunAgainAfterSendingSendsNothing(t *testing.T) {
 		t.Errorf("%d emails after the re-run, want 1", n)
 	}
 }
+
+func TestUnreadablePayloadIsArchivedNotRetried(t *testing.T) {
+	h := newHarness(t)
+	client := asynq.NewClientFromRedisClient(h.redis.Client())
+	for _, taskType := range []string{tasks.TypeRegistration, tasks.TypeEmail, tasks.TypeSlack} {
+		id := taskType + ":broken"
+		queue := map[string]string{tasks.TypeRegistration: tasks.QueueRegistrations, tasks.TypeEmail: tasks.QueueEmail, tasks.TypeSlack: tasks.QueueSlack}[taskType]
+		if _, err := client.Enqueue(asynq.NewTask(taskType, []byte(`{"user":`), asynq.TaskID(id), asynq.Queue(queue), asynq.MaxRetry(5))); err != nil {
+			t.Fatal(err)
+		}
+		info := h.waitForTask(queue, id, asynq.TaskStateArchived, 10*time.Second)
+		if info.Retried != 0 || !strings.Contains(info.LastErr, "decode task payload") {
+			t.Errorf("%s: archived after %d retries with %q", taskType, info.Retried, info.LastErr)
+		}
+	}
+	if h.smtp.Count() != 0 || len(h.slack.Posts()) != 0 {
+		t.Error("a broken task sent something")
+	}
+}
