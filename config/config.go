@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +21,8 @@ import (
 // Config is everything the relay can be told. The zero value is not useful:
 // start from Default or Load.
 type Config struct {
-	HTTPAddr string `yaml:"http_addr"`
+	HTTPAddr string    `yaml:"http_addr"`
+	TLS      ServerTLS `yaml:"tls"`
 	// RedisURL empty means the embedded in-memory Redis (relay run only).
 	RedisURL string  `yaml:"redis_url"`
 	Webhook  Webhook `yaml:"webhook"`
@@ -42,6 +44,29 @@ type Config struct {
 type Webhook struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// Secrets, when set, turn on Standard Webhooks signature checks:
+	// "whsec_" + base64 each; several at once while rotating.
+	Secrets []string `yaml:"secrets"`
+}
+
+// SigningKeys decodes Secrets.
+func (w Webhook) SigningKeys() ([][]byte, error) {
+	var keys [][]byte
+	for i, s := range w.Secrets {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
+		if err != nil || len(key) == 0 {
+			return nil, fmt.Errorf("RELAY_WEBHOOK_SECRETS (webhook.secrets): secret #%d is not whsec_ followed by base64", i+1)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// ServerTLS is the certificate the receiver serves HTTPS with, when it runs
+// without a TLS-terminating proxy.
+type ServerTLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 type SMTP struct {
@@ -142,6 +167,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" {
 		errs = append(errs, fmt.Errorf("RELAY_TIMEZONE (timezone): %q is not an IANA time zone such as UTC or Europe/London", c.TimeZone))
+	}
+	if _, err := c.Webhook.SigningKeys(); err != nil {
+		errs = append(errs, err)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		errs = append(errs, errors.New("RELAY_TLS_CERT and RELAY_TLS_KEY (tls.cert, tls.key): set both or neither"))
 	}
 	if c.Webhook.Password != "" && c.Webhook.Username == "" {
 		errs = append(errs, errors.New("RELAY_WEBHOOK_USERNAME (webhook.username) is required when a password is set"))

@@ -31,6 +31,22 @@ var Settings = []Setting{
 		func(c *Config) *string { return &c.Webhook.Username }),
 	secret("RELAY_WEBHOOK_PASSWORD", "webhook.password", "Basic auth password Synap sends; empty on embedded defaults generates one and prints it",
 		func(c *Config) *string { return &c.Webhook.Password }),
+	{Env: "RELAY_WEBHOOK_SECRETS", YAML: "webhook.secrets", Secret: true,
+		Summary: "Standard Webhooks signing secrets (whsec_…, comma-separated); when set, every request must be signed",
+		get: func(c *Config) string {
+			if len(c.Webhook.Secrets) == 0 {
+				return ""
+			}
+			return fmt.Sprintf("[%d redacted]", len(c.Webhook.Secrets))
+		},
+		set: func(c *Config, v string) error {
+			c.Webhook.Secrets = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+			return nil
+		}},
+	str("RELAY_TLS_CERT", "tls.cert", false, "PEM certificate file: serve HTTPS without a proxy",
+		func(c *Config) *string { return &c.TLS.Cert }),
+	str("RELAY_TLS_KEY", "tls.key", false, "PEM private key file for RELAY_TLS_CERT",
+		func(c *Config) *string { return &c.TLS.Key }),
 	{Env: "RELAY_SMTP_URL", YAML: "smtp.url", Secret: true,
 		Summary: "smtp://user:pass@host:587?tls=starttls (tls=none|starttls|tls); empty writes .eml files to the outbox folder",
 		get:     func(c *Config) string { return redactURL(c.SMTP.URL) },

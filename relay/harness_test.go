@@ -37,6 +37,14 @@ type harness struct {
 	inspect *asynq.Inspector
 	metrics *Metrics
 	spool   *Spool // nil unless withSpool
+	signing *StandardWebhooks
+	noBasic bool // signatures alone
+}
+
+// withSignatures makes the receiver verify Standard Webhooks signatures,
+// alone when basic is false.
+func withSignatures(basic bool, keys ...[]byte) harnessOption {
+	return func(h *harness) { h.signing, h.noBasic = NewStandardWebhooks(keys), !basic }
 }
 
 type harnessOption func(*harness)
@@ -104,6 +112,11 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	t.Cleanup(srv.Shutdown)
 
 	receiver := NewReceiver(queue, opts, h.spool, log, h.metrics)
+	receiver.Signatures = h.signing
+	creds := Credentials{Username: testUser, Password: testPassword}
+	if h.noBasic {
+		creds = Credentials{}
+	}
 	if h.spool != nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -113,7 +126,7 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	h.http = httptest.NewServer(NewServer(ServerDeps{
 		Receiver:    receiver,
 		Spool:       h.spool,
-		Credentials: Credentials{Username: testUser, Password: testPassword},
+		Credentials: creds,
 		Ready:       func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Metrics:     h.metrics,
 		Log:         log,

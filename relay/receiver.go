@@ -31,6 +31,8 @@ type Receiver struct {
 	spool   *Spool // nil: no spool, 503 while Redis is away
 	log     *slog.Logger
 	metrics *Metrics
+	// Signatures, when set, must verify every request.
+	Signatures *StandardWebhooks
 }
 
 func NewReceiver(queue Enqueuer, opts tasks.Options, spool *Spool, log *slog.Logger, metrics *Metrics) *Receiver {
@@ -68,6 +70,17 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var deliveryID string
+	if rc.Signatures != nil {
+		deliveryID, err = rc.Signatures.Verify(r.Header, body, time.Now())
+		if err != nil {
+			rc.metrics.webhooks.WithLabelValues("unauthorized").Inc()
+			rc.log.Warn("webhook signature refused", "remote", r.RemoteAddr, "reason", err.Error())
+			writeJSON(w, http.StatusUnauthorized, receipt{Status: "unauthorized", Error: "webhook signature: " + err.Error()})
+			return
+		}
+	}
+
 	reg, err := tasks.DecodeRegistration(body)
 	if err != nil {
 		var problems tasks.Problems
@@ -85,7 +98,14 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	id := reg.ID()
 	attrs := []any{"registration", id, "user", reg.User.ID, "exam", reg.Exam.ObjectID, "to", maskEmail(reg.User.Email)}
-	outcome, err := rc.store(r.Context(), task)
+	var opts []asynq.Option
+	if deliveryID != "" {
+		// A signed sender retries with the same webhook-id: that is the
+		// repeat to recognise. The email and Slack tasks still carry the
+		// registration's own id, so a new webhook-id sends nothing twice.
+		opts = append(opts, asynq.TaskID(tasks.TypeRegistration+":webhook-id:"+tasks.Digest(deliveryID)))
+	}
+	outcome, err := rc.store(r.Context(), task, opts...)
 	rc.metrics.webhooks.WithLabelValues(outcome).Inc()
 	switch outcome {
 	case "accepted":
@@ -107,7 +127,7 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // store puts the task in Redis, or in the spool when Redis cannot take it,
 // and says which: accepted, duplicate, spooled or unavailable.
-func (rc *Receiver) store(ctx context.Context, task *asynq.Task) (string, error) {
+func (rc *Receiver) store(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (string, error) {
 	if rc.spool != nil && rc.spool.Depth() > 0 {
 		// Redis was away a moment ago and the spool is not yet drained:
 		// don't make this request wait for Redis too.
@@ -115,7 +135,7 @@ func (rc *Receiver) store(ctx context.Context, task *asynq.Task) (string, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 	defer cancel()
-	_, err := rc.queue.EnqueueContext(ctx, task)
+	_, err := rc.queue.EnqueueContext(ctx, task, opts...)
 	switch {
 	case err == nil:
 		return "accepted", nil

@@ -22,7 +22,7 @@ type Credentials struct {
 // ServerDeps is everything the HTTP surface needs. A nil Receiver serves
 // only the operational endpoints (relay work).
 type ServerDeps struct {
-	Receiver    http.Handler
+	Receiver    *Receiver
 	Credentials Credentials
 	// Ready reports whether Redis answers.
 	Ready func(context.Context) error
@@ -36,7 +36,12 @@ type ServerDeps struct {
 func NewServer(d ServerDeps) http.Handler {
 	mux := http.NewServeMux()
 	if d.Receiver != nil {
-		mux.Handle("POST "+WebhookPath, basicAuth(d.Credentials, d.Metrics, d.Log, d.Receiver))
+		var receiver http.Handler = d.Receiver
+		// Basic auth, unless signatures alone were chosen: never open.
+		if d.Credentials.Password != "" || d.Receiver.Signatures == nil {
+			receiver = basicAuth(d.Credentials, d.Metrics, d.Log, receiver)
+		}
+		mux.Handle("POST "+WebhookPath, receiver)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -69,7 +74,8 @@ func basicAuth(c Credentials, m *Metrics, log *slog.Logger, next http.Handler) h
 		gotPass := sha256.Sum256([]byte(pass))
 		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
 		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
-		if !ok || userOK&passOK != 1 {
+		// An empty configured password matches nothing: never open.
+		if !ok || userOK&passOK != 1 || c.Password == "" {
 			m.webhooks.WithLabelValues("unauthorized").Inc()
 			log.Warn("webhook unauthorized", "remote", r.RemoteAddr, "credentials_sent", ok)
 			w.Header().Set("WWW-Authenticate", `Basic realm="exam-relay", charset="UTF-8"`)

@@ -114,6 +114,8 @@ type wire struct {
 // cannot make a confirmation (no valid email address, no open date, not
 // JSON) is a Problems error naming the field.
 func DecodeRegistration(body []byte) (Registration, error) {
+	// Some senders start UTF-8 with a byte order mark; JSON forbids it.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	var w wire
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&w); err != nil {

@@ -3,6 +3,7 @@ package tasks
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -78,6 +79,9 @@ func TestDecodeRegistrationNamesTheField(t *testing.T) {
 		{"user is string", `{"user":"a@example.org",` + ok + `}`, "user"},
 		{"no open date", `{"user":{"email":"a@example.org"}}`, "exam.schedule.openDate"},
 		{"bad open date", `{"user":{"email":"a@example.org"},"exam":{"schedule":{"openDate":"next tuesday"}}}`, "exam.schedule.openDate"},
+		{"deep nesting", `{"user":{"email":"a@example.org","customAttributes":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `},` + ok + `}`, "body"},
+		{"utf-16", "\xff\xfe{\x00}\x00", "body"},
+		{"wrong type for exam", `{"user":{"email":"a@example.org"},"exam":[1]}`, "exam"},
 		{"bad close date", `{"user":{"email":"a@example.org"},"exam":{"schedule":{"openDate":"2026-12-07T09:00:00Z","closeDate":"soon"}}}`, "exam.schedule.closeDate"},
 	}
 	for _, tt := range tests {
@@ -145,5 +149,12 @@ func TestPayloadRoundTrip(t *testing.T) {
 	}
 	if _, err := DecodePayload([]byte("{")); err == nil {
 		t.Error("a broken payload decoded")
+	}
+}
+
+func TestDecodeRegistrationToleratesAByteOrderMark(t *testing.T) {
+	body, _ := os.ReadFile("../examples/registration.json")
+	if _, err := DecodeRegistration(append([]byte("\xef\xbb\xbf"), body...)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -55,13 +55,13 @@ func (r Registration) ID() string {
 	if r.Exam.Schedule.CloseDate != nil {
 		closes = r.Exam.Schedule.CloseDate.UTC().Format(time.RFC3339Nano)
 	}
-	return digest(r.identity(), r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339Nano), closes)
+	return Digest(r.identity(), r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339Nano), closes)
 }
 
 // SubjectID identifies who is registered for what, whatever the dates: a
 // calendar event keeps it as its UID so a moved exam moves in the calendar.
 func (r Registration) SubjectID() string {
-	return digest(r.identity())
+	return Digest(r.identity())
 }
 
 // identity includes the address so that two students without a user id
@@ -70,7 +70,8 @@ func (r Registration) identity() string {
 	return strings.Join([]string{r.Portal.ID, r.User.ID, strings.ToLower(r.User.Email), r.Exam.ObjectID, r.UserGroup.ObjectID}, "\x00")
 }
 
-func digest(parts ...string) string {
+// Digest is the hash ids are made of: 32 hex digits.
+func Digest(parts ...string) string {
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return hex.EncodeToString(sum[:16])
 }

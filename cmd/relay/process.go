@@ -69,6 +69,9 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		defer spool.Close()
 		mets.ObserveSpool(spool)
 		receiver := relay.NewReceiver(queue, opts, spool, log, mets)
+		if keys, _ := cfg.Webhook.SigningKeys(); len(keys) > 0 {
+			receiver.Signatures = relay.NewStandardWebhooks(keys)
+		}
 		go spool.RunDrainer(ctx, time.Second, receiver.EnqueueSpooled)
 		deps.Credentials, deps.Receiver, deps.Spool = creds, receiver, spool
 	}
@@ -108,10 +111,20 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if cfg.TLS.Cert != "" {
+			serveErr <- srv.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key)
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	log.Info("relay started", "addr", ln.Addr().String(), "receiver", m.serve, "worker", m.work)
 	if m.serve {
-		fmt.Fprintf(stdout, "Listening on http://%s%s\n", displayAddr(ln.Addr()), relay.WebhookPath)
+		scheme := "http"
+		if cfg.TLS.Cert != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "Listening on %s://%s%s\n", scheme, displayAddr(ln.Addr()), relay.WebhookPath)
 	}
 
 	select {
@@ -138,11 +151,11 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 // made up for this run and printed, so a newcomer can try the relay at once.
 func credentials(cfg config.Config, embedded bool, stdout io.Writer) (relay.Credentials, error) {
 	c := relay.Credentials{Username: cfg.Webhook.Username, Password: cfg.Webhook.Password}
-	if c.Password != "" {
+	if c.Password != "" || len(cfg.Webhook.Secrets) > 0 {
 		return c, nil
 	}
 	if !embedded {
-		return c, errors.New("RELAY_WEBHOOK_PASSWORD is not set: Synap authenticates with Basic auth; set RELAY_WEBHOOK_USERNAME and RELAY_WEBHOOK_PASSWORD to what its webhook subscription sends")
+		return c, errors.New("RELAY_WEBHOOK_PASSWORD is not set: Synap authenticates with Basic auth; set RELAY_WEBHOOK_USERNAME and RELAY_WEBHOOK_PASSWORD to what its webhook subscription sends (or RELAY_WEBHOOK_SECRETS for a signing sender)")
 	}
 	b := make([]byte, 18)
 	_, _ = rand.Read(b)
