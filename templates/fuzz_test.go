@@ -1,0 +1,59 @@
+package templates
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzRender: any text in the payload renders without error, stays one line
+// in a subject, and never becomes a Slack mention or link.
+func FuzzRender(f *testing.F) {
+	f.Add("Amara Okafor", "Year 2 Pharmacology", "MBBS Cohort", "https://med.example.edu/x")
+	f.Add("<!channel>", "<@U123|boss>", "<https://evil.example|click>", "https://a.example/?a=<b>&c=|d")
+	f.Add("{{.Student.Email}}", "Line\nBreak", "&amp;", "")
+	set, err := Load("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, name, exam, group, url string) {
+		r := sampleRegistrations()[0]
+		r.User.Name, r.Exam.Name, r.UserGroup.Name, r.Exam.URL = name, exam, group, url
+		d := NewData(r, time.UTC)
+		e, err := set.Confirmation(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(e.Subject, "\r\n") {
+			t.Fatalf("subject %q", e.Subject)
+		}
+		alert, err := set.StaffAlert(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest, err := set.StaffDigest(Digest{Exam: d.Exam, Groups: []string{group}, Count: 1, Students: []Student{d.Student}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []string{alert, digest} {
+			// The only < in a Slack message is the exam link the template
+			// made: <http…|label>.
+			rest := msg
+			for {
+				i := strings.IndexByte(rest, '<')
+				if i < 0 {
+					break
+				}
+				rest = rest[i+1:]
+				if !strings.HasPrefix(rest, "http://") && !strings.HasPrefix(rest, "https://") {
+					t.Fatalf("markup from the payload in %q", msg)
+				}
+				end := strings.IndexByte(rest, '>')
+				if end < 0 || !strings.Contains(rest[:end], "|") {
+					t.Fatalf("unbalanced link in %q", msg)
+				}
+				rest = rest[end+1:]
+			}
+		}
+	})
+}
