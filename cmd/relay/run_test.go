@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"io"
 	"net/http"
 	"os"
@@ -58,7 +67,7 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, p.stdout, io.Discard) }()
 	t.Cleanup(func() { p.stop() })
 
-	listening := regexp.MustCompile(`Listening on (http://[^/\s]+)`)
+	listening := regexp.MustCompile(`Listening on (https?://[^/\s]+)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -326,4 +335,55 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestServeHTTPSWithItsOwnCertificate(t *testing.T) {
+	cert, key := selfSignedCertificate(t)
+	rds := relaytest.StartRedis(t)
+	p := start(t, map[string]string{
+		"RELAY_HTTP_ADDR": "127.0.0.1:0", "RELAY_REDIS_URL": rds.URL, "RELAY_WEBHOOK_PASSWORD": "pw",
+		"RELAY_TLS_CERT": cert, "RELAY_TLS_KEY": key,
+	}, "serve")
+	if !strings.HasPrefix(p.base, "https://") {
+		t.Fatalf("listening on %s", p.base)
+	}
+	if code := p.post("synap", "pw", readExample(t, "registration.json")); code != http.StatusAccepted {
+		t.Errorf("POST over HTTPS: %d", code)
+	}
+}
+
+// selfSignedCertificate writes a certificate for 127.0.0.1 and its key.
+func selfSignedCertificate(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
+
+	// The test's client trusts it.
+	pool := x509.NewCertPool()
+	parsed, _ := x509.ParseCertificate(der)
+	pool.AddCert(parsed)
+	old := http.DefaultClient.Transport
+	http.DefaultClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	t.Cleanup(func() { http.DefaultClient.Transport = old })
+	return certFile, keyFile
 }
