@@ -87,6 +87,28 @@ type Slack struct {
 	Channel    string `yaml:"channel"`
 	// APIURL replaces https://slack.com/api/ for the bot token mode.
 	APIURL string `yaml:"api_url"`
+	// Mode is digest (one message per exam per burst), each (one per
+	// registration) or off.
+	Mode   string `yaml:"mode"`
+	Digest Digest `yaml:"digest"`
+}
+
+const (
+	SlackDigest = "digest"
+	SlackEach   = "each"
+	SlackOff    = "off"
+)
+
+// Digest is how registrations for one exam are gathered into one message.
+type Digest struct {
+	// Grace is how long a digest waits for one more registration.
+	Grace Duration `yaml:"grace"`
+	// MaxDelay bounds the wait from the first registration.
+	MaxDelay Duration `yaml:"max_delay"`
+	// MaxSize posts a digest once it holds this many registrations.
+	MaxSize int `yaml:"max_size"`
+	// List is how many students a digest names before "and N more".
+	List int `yaml:"list"`
 }
 
 // Spool is where the receiver keeps registrations while Redis is away.
@@ -107,10 +129,15 @@ type Worker struct {
 // Default returns the settings used for anything not configured.
 func Default() Config {
 	return Config{
-		HTTPAddr:  ":8080",
-		Webhook:   Webhook{Username: "synap"},
-		SMTP:      SMTP{PoolSize: 4, OutboxDir: "outbox"},
-		Email:     Email{From: "Exam Relay <exam-relay@localhost>"},
+		HTTPAddr: ":8080",
+		Webhook:  Webhook{Username: "synap"},
+		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox"},
+		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
+		Slack: Slack{Mode: SlackDigest, Digest: Digest{
+			// A burst arrives with gaps of milliseconds; 5 s ends it and
+			// keeps a lone registration's alert within about 10 s.
+			Grace: Duration(5 * time.Second), MaxDelay: Duration(time.Minute), MaxSize: 500, List: 25,
+		}},
 		TimeZone:  "UTC",
 		Retention: Duration(7 * 24 * time.Hour),
 		Spool:     Spool{Dir: "spool", Max: 100_000},
@@ -203,6 +230,15 @@ func (c Config) Validate() error {
 	}
 	if c.Slack.Token != "" && c.Slack.Channel == "" {
 		errs = append(errs, errors.New("RELAY_SLACK_CHANNEL (slack.channel) is required with RELAY_SLACK_TOKEN"))
+	}
+	switch c.Slack.Mode {
+	case SlackDigest, SlackEach, SlackOff:
+	default:
+		errs = append(errs, fmt.Errorf("RELAY_SLACK_MODE (slack.mode): %q, want digest, each or off", c.Slack.Mode))
+	}
+	// asynq panics below a one-second grace period.
+	if d := c.Slack.Digest; d.Grace < Duration(time.Second) || d.MaxDelay < d.Grace || d.MaxSize < 1 || d.List < 0 {
+		errs = append(errs, fmt.Errorf("RELAY_DIGEST_* (slack.digest): grace %s (at least 1s), max delay %s (at least the grace), max size %d (1 or more), list %d (0 or more)", d.Grace, d.MaxDelay, d.MaxSize, d.List))
 	}
 	if c.Slack.APIURL != "" {
 		if err := httpURL(c.Slack.APIURL); err != nil {

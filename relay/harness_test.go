@@ -39,6 +39,13 @@ type harness struct {
 	spool   *Spool // nil unless withSpool
 	signing *StandardWebhooks
 	noBasic bool // signatures alone
+	digest  *DigestWindow
+}
+
+// withDigest posts Slack digests gathered over window instead of one
+// message per registration.
+func withDigest(window DigestWindow) harnessOption {
+	return func(h *harness) { h.digest = &window }
 }
 
 // withSignatures makes the receiver verify Standard Webhooks signatures,
@@ -102,10 +109,17 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 		Sender: Sender{From: "Exams Office <exams@example.edu>"},
 		Mailer: pool, Slack: SlackWebhook{URL: h.slack.WebhookURL(), Client: http.DefaultClient},
 		Log: log, Metrics: h.metrics, Sent: SentLog{Redis: rdb, TTL: time.Hour},
+		SlackMode: config.SlackEach, SlackDestination: "test", DigestList: 25, SlackLimit: NewSlackLimiter(rdb),
 	}
-	srv := asynq.NewServerFromRedisClient(rdb, ServerConfig(WorkerSettings{
+	settings := WorkerSettings{
 		Concurrency: 4, ShutdownTimeout: 5 * time.Second, RetrySchedule: config.Default().Worker.RetrySchedule.Std(),
-	}, log))
+	}
+	if h.digest != nil {
+		w.SlackMode = config.SlackDigest
+		settings.Aggregator = asynq.GroupAggregatorFunc(w.Aggregate)
+		settings.Digest = *h.digest
+	}
+	srv := asynq.NewServerFromRedisClient(rdb, ServerConfig(settings, log))
 	if err := srv.Start(w.Mux()); err != nil {
 		t.Fatal(err)
 	}

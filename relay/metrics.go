@@ -16,6 +16,10 @@ type Metrics struct {
 	// outcome: sent, retry, rate_limited, failed, already_sent.
 	deliveries *prometheus.CounterVec
 	sendTime   *prometheus.HistogramVec
+	// digestSize and digestDelay describe posted digests: registrations
+	// in each, and seconds from the first registration to the post.
+	digestSize  prometheus.Histogram
+	digestDelay prometheus.Histogram
 }
 
 func NewMetrics() *Metrics {
@@ -35,7 +39,17 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"channel"}),
 	}
-	m.Registry.MustRegister(m.webhooks, m.deliveries, m.sendTime,
+	m.digestSize = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "relay_digest_registrations",
+		Help:    "Registrations per posted Slack digest.",
+		Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000},
+	})
+	m.digestDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "relay_digest_delay_seconds",
+		Help:    "Time from a digest's first registration to its Slack post.",
+		Buckets: []float64{1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
+	})
+	m.Registry.MustRegister(m.webhooks, m.deliveries, m.sendTime, m.digestSize, m.digestDelay,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, o := range []string{"accepted", "spooled", "duplicate", "rejected", "unauthorized", "unavailable"} {
 		m.webhooks.WithLabelValues(o)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/tasks"
 	"github.com/exam-relay/relay/templates"
 )
@@ -25,9 +26,19 @@ type Worker struct {
 	Sender    Sender
 	Mailer    Mailer
 	Slack     Slack
-	Sent      SentLog
-	Log       *slog.Logger
-	Metrics   *Metrics
+	// SlackMode is config.SlackDigest, SlackEach or SlackOff.
+	SlackMode string
+	// SlackDestination names where Slack messages go, without secrets:
+	// it keys digest groups and the rate limit.
+	SlackDestination string
+	// DigestList is how many students a digest names.
+	DigestList int
+	// SlackLimit keeps posts to one destination under Slack's limit,
+	// across all workers; nil means no limit of our own.
+	SlackLimit *SlackLimiter
+	Sent       SentLog
+	Log        *slog.Logger
+	Metrics    *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -38,7 +49,21 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(tasks.TypeRegistration, w.fanOut)
 	mux.HandleFunc(tasks.TypeEmail, w.deliverEmail)
 	mux.HandleFunc(tasks.TypeSlack, w.deliverSlack)
+	mux.HandleFunc(tasks.TypeSlackDigest, w.deliverDigest)
 	return mux
+}
+
+// Aggregate is the asynq GroupAggregator: the registrations gathered for
+// one exam become one digest task.
+func (w *Worker) Aggregate(group string, items []*asynq.Task) *asynq.Task {
+	task, err := tasks.NewDigestTask(group, items, w.Options)
+	if err != nil {
+		// Marshalling decoded JSON does not fail; if it ever does, an
+		// empty digest is logged and dropped rather than crashing asynq.
+		w.Log.Error("digest: aggregate", "group", group, "err", err)
+		return asynq.NewTask(tasks.TypeSlackDigest, []byte(`{}`), asynq.Queue(tasks.QueueSlack))
+	}
+	return task
 }
 
 func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
@@ -46,11 +71,26 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return archive(err)
 	}
-	for _, newTask := range []func(tasks.Registration, tasks.Options) (*asynq.Task, error){tasks.NewEmailTask, tasks.NewSlackTask} {
-		task, err := newTask(reg, w.Options)
+	email, err := tasks.NewEmailTask(reg, w.Options)
+	if err != nil {
+		return archive(err)
+	}
+	next := []*asynq.Task{email}
+	switch w.SlackMode {
+	case config.SlackEach:
+		slack, err := tasks.NewSlackTask(reg, w.Options)
 		if err != nil {
 			return archive(err)
 		}
+		next = append(next, slack)
+	case config.SlackDigest:
+		item, err := tasks.NewDigestItemTask(reg, w.SlackDestination, w.now(), w.Options)
+		if err != nil {
+			return archive(err)
+		}
+		next = append(next, item)
+	}
+	for _, task := range next {
 		// A conflict means an earlier run of this task got that far.
 		if _, err := w.Queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 			return fmt.Errorf("enqueue %s: %w", task.Type(), err)
@@ -88,8 +128,71 @@ func (w *Worker) deliverSlack(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return permanent(fmt.Errorf("render slack alert: %w", err))
 		}
-		return w.Slack.Post(ctx, text)
+		return w.postSlack(ctx, text)
 	})
+}
+
+func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
+	batch, err := tasks.DecodeDigestBatch(t.Payload())
+	if err != nil {
+		return archive(err)
+	}
+	if len(batch.Items) == 0 {
+		return nil
+	}
+	first := batch.Items[0].Registration
+	return w.deliver(ctx, "slack", first, func() error {
+		text, err := w.Templates.StaffDigest(w.digest(batch))
+		if err != nil {
+			return permanent(fmt.Errorf("render slack digest: %w", err))
+		}
+		if err := w.postSlack(ctx, text); err != nil {
+			return err
+		}
+		w.Metrics.digestSize.Observe(float64(len(batch.Items)))
+		earliest := batch.Items[0].ReceivedAt
+		for _, item := range batch.Items {
+			if item.ReceivedAt.Before(earliest) {
+				earliest = item.ReceivedAt
+			}
+		}
+		w.Metrics.digestDelay.Observe(time.Since(earliest).Seconds())
+		return nil
+	})
+}
+
+// digest is what the digest template sees: the exam, every user group,
+// how many, and the first DigestList students (the batch is sorted).
+func (w *Worker) digest(b tasks.DigestBatch) templates.Digest {
+	first := templates.NewData(b.Items[0].Registration, w.Location)
+	d := templates.Digest{Exam: first.Exam, Count: len(b.Items), Zone: first.Zone}
+	seen := map[string]bool{}
+	for i, item := range b.Items {
+		if g := item.Registration.UserGroup.Name; g != "" && !seen[g] {
+			seen[g] = true
+			d.Groups = append(d.Groups, g)
+		}
+		if i < w.DigestList {
+			d.Students = append(d.Students, templates.NewData(item.Registration, w.Location).Student)
+		}
+	}
+	d.More = d.Count - len(d.Students)
+	return d
+}
+
+// postSlack posts text within our own rate limit for the destination.
+func (w *Worker) postSlack(ctx context.Context, text string) error {
+	if w.SlackLimit == nil {
+		return w.Slack.Post(ctx, text)
+	}
+	if err := w.SlackLimit.Wait(ctx, w.SlackDestination); err != nil {
+		return err
+	}
+	err := w.Slack.Post(ctx, text)
+	if KindOf(err) == KindRateLimited {
+		w.SlackLimit.Block(ctx, w.SlackDestination, retryAfterOf(err))
+	}
+	return err
 }
 
 // deliver runs render-and-send, counts and logs the outcome, and tells asynq what to
@@ -164,11 +267,20 @@ type WorkerSettings struct {
 	ShutdownTimeout time.Duration
 	// RetrySchedule is the wait before each retry; the last one repeats.
 	RetrySchedule []time.Duration
+	// Aggregator, when set, gathers digest items by Digest's rules.
+	Aggregator asynq.GroupAggregator
+	Digest     DigestWindow
+}
+
+// DigestWindow is when asynq hands a group of digest items over.
+type DigestWindow struct {
+	Grace, MaxDelay time.Duration
+	MaxSize         int
 }
 
 // ServerConfig is the asynq configuration a worker runs with.
 func ServerConfig(s WorkerSettings, log *slog.Logger) asynq.Config {
-	return asynq.Config{
+	c := asynq.Config{
 		Concurrency:    s.Concurrency,
 		Queues:         tasks.Queues,
 		RetryDelayFunc: retryDelay(s.RetrySchedule),
@@ -182,6 +294,13 @@ func ServerConfig(s WorkerSettings, log *slog.Logger) asynq.Config {
 		Logger:                   AsynqLogger(log),
 		LogLevel:                 asynq.WarnLevel,
 	}
+	if s.Aggregator != nil {
+		c.GroupAggregator = s.Aggregator
+		c.GroupGracePeriod = s.Digest.Grace
+		c.GroupMaxDelay = s.Digest.MaxDelay
+		c.GroupMaxSize = s.Digest.MaxSize
+	}
+	return c
 }
 
 // retryDelay waits what a rate limiter asked for when it asked, else

@@ -82,13 +82,23 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		if err != nil {
 			return err
 		}
-		w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
 		defer closeWorker()
-		worker = asynq.NewServerFromRedisClient(rdb, relay.ServerConfig(relay.WorkerSettings{
+		w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
+		w.SlackLimit = relay.NewSlackLimiter(rdb)
+		settings := relay.WorkerSettings{
 			Concurrency:     cfg.Worker.Concurrency,
 			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
 			RetrySchedule:   cfg.Worker.RetrySchedule.Std(),
-		}, log))
+		}
+		if cfg.Slack.Mode == config.SlackDigest {
+			settings.Aggregator = asynq.GroupAggregatorFunc(w.Aggregate)
+			settings.Digest = relay.DigestWindow{
+				Grace:    time.Duration(cfg.Slack.Digest.Grace),
+				MaxDelay: time.Duration(cfg.Slack.Digest.MaxDelay),
+				MaxSize:  cfg.Slack.Digest.MaxSize,
+			}
+		}
+		worker = asynq.NewServerFromRedisClient(rdb, relay.ServerConfig(settings, log))
 		if err := worker.Start(w.Mux()); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
@@ -187,8 +197,12 @@ func newWorker(cfg config.Config, queue relay.Enqueuer, opts tasks.Options, log 
 		Sender:    relay.Sender{From: cfg.Email.From, ReplyTo: cfg.Email.ReplyTo},
 		Mailer:    mailer,
 		Slack:     newSlack(cfg, stdout),
-		Log:       log,
-		Metrics:   mets,
+		SlackMode: cfg.Slack.Mode,
+		// Names the destination without its secret: the webhook URL is one.
+		SlackDestination: "webhook-" + tasks.Digest(cfg.Slack.WebhookURL, cfg.Slack.Channel)[:12],
+		DigestList:       cfg.Slack.Digest.List,
+		Log:              log,
+		Metrics:          mets,
 	}
 	return w, func() { _ = mailer.Close() }, nil
 }
