@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/exam-relay/relay/relay/relaytest"
 )
 
 var digestCount = regexp.MustCompile(`\*(\d+) students?\*`)
@@ -131,5 +133,63 @@ func TestSlack429HoldsEveryPostAndPostsStayASecondApart(t *testing.T) {
 		if i > 0 && p.At.Sub(posts[i-1].At) < 900*time.Millisecond {
 			t.Errorf("posts %d and %d only %v apart", i-1, i, p.At.Sub(posts[i-1].At))
 		}
+	}
+}
+
+func TestBotUpdatesTodaysDigestForTheExamInsteadOfPostingAgain(t *testing.T) {
+	h := newHarness(t, withBot(), withDigest(DigestWindow{Grace: time.Second, MaxDelay: 3 * time.Second, MaxSize: 100}))
+	for i := range 3 {
+		h.post(registration(i, 7))
+	}
+	first := h.slack.WaitFor(t, 1, 20*time.Second)
+	if first[0].Kind != relaytest.KindPostMessage || !strings.Contains(first[0].Text, "*3 students*") {
+		t.Fatalf("first digest: %s %q", first[0].Kind, first[0].Text)
+	}
+	for i := 3; i < 5; i++ {
+		h.post(registration(i, 7))
+	}
+	h.post(registration(9, 8)) // another exam: a message of its own
+	posts := h.slack.WaitFor(t, 3, 20*time.Second)
+	time.Sleep(2 * time.Second)
+	posts = h.slack.Posts()
+	var updates, news int
+	for _, p := range posts[1:] {
+		switch {
+		case p.Kind == relaytest.KindUpdate && p.TS == first[0].TS && strings.Contains(p.Text, "*5 students*"):
+			updates++
+		case p.Kind == relaytest.KindPostMessage && strings.Contains(p.Text, "Exam 8") && strings.Contains(p.Text, "*1 student*"):
+			news++
+		default:
+			t.Errorf("unexpected %s: %q", p.Kind, p.Text)
+		}
+	}
+	if updates != 1 || news != 1 {
+		t.Errorf("%d updates of the first digest, %d new digests; want 1 and 1", updates, news)
+	}
+}
+
+func TestBurstLargerThanMaxSizeBecomesSeveralDigestsThatCountEveryone(t *testing.T) {
+	h := newHarness(t, withDigest(DigestWindow{Grace: 2 * time.Second, MaxDelay: 10 * time.Second, MaxSize: 40}))
+	const n = 150
+	for i := range n {
+		h.post(registration(i, 1))
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	counted := 0
+	for time.Now().Before(deadline) && counted < n {
+		time.Sleep(200 * time.Millisecond)
+		counted = 0
+		for _, p := range h.slack.Posts() {
+			if m := digestCount.FindStringSubmatch(p.Text); m != nil {
+				c, _ := strconv.Atoi(m[1])
+				if c > 40 {
+					t.Errorf("a digest of %d, over the max size of 40", c)
+				}
+				counted += c
+			}
+		}
+	}
+	if posts := len(h.slack.Posts()); counted != n || posts < 4 {
+		t.Errorf("%d posts counting %d students, want at least 4 counting %d", posts, counted, n)
 	}
 }

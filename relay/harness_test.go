@@ -40,7 +40,12 @@ type harness struct {
 	signing *StandardWebhooks
 	noBasic bool // signatures alone
 	digest  *DigestWindow
+	bot     bool
 }
+
+// withBot posts with a bot token (and so updates digests) instead of an
+// incoming webhook.
+func withBot() harnessOption { return func(h *harness) { h.bot = true } }
 
 // withDigest posts Slack digests gathered over window instead of one
 // message per registration.
@@ -113,6 +118,10 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	}
 	settings := WorkerSettings{
 		Concurrency: 4, ShutdownTimeout: 5 * time.Second, RetrySchedule: config.Default().Worker.RetrySchedule.Std(),
+	}
+	if h.bot {
+		w.Slack = NewSlackBot(relaytest.SlackToken, "C0EXAMS", h.slack.APIURL(), http.DefaultClient)
+		w.Board = &DigestBoard{Redis: rdb, Location: london}
 	}
 	if h.digest != nil {
 		w.SlackMode = config.SlackDigest

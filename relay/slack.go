@@ -47,8 +47,41 @@ func NewSlackBot(token, channel, apiURL string, client *http.Client) SlackBot {
 }
 
 func (s SlackBot) Post(ctx context.Context, text string) error {
-	_, _, err := s.API.PostMessageContext(ctx, s.Channel,
+	_, err := s.PostMessage(ctx, text)
+	return err
+}
+
+// SlackMessages is a Slack that can change what it posted: the bot token
+// mode. Incoming webhooks cannot.
+type SlackMessages interface {
+	Slack
+	// PostMessage returns a reference for UpdateMessage.
+	PostMessage(ctx context.Context, text string) (ref string, err error)
+	UpdateMessage(ctx context.Context, ref, text string) error
+}
+
+func (s SlackBot) PostMessage(ctx context.Context, text string) (string, error) {
+	channel, ts, err := s.API.PostMessageContext(ctx, s.Channel,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks(text)...))
+	if err != nil {
+		return "", classifySlack(err)
+	}
+	// Slack answers with the channel's id, which chat.update needs even
+	// when the configuration names the channel.
+	return channel + " " + ts, nil
+}
+
+// errMessageGone is UpdateMessage's answer when the message was deleted.
+var errMessageGone = errors.New("slack message no longer exists")
+
+func (s SlackBot) UpdateMessage(ctx context.Context, ref, text string) error {
+	channel, ts, _ := strings.Cut(ref, " ")
+	_, _, _, err := s.API.UpdateMessageContext(ctx, channel, ts,
+		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks(text)...))
+	var api slack.SlackErrorResponse
+	if errors.As(err, &api) && (api.Err == "message_not_found" || api.Err == "cant_update_message") {
+		return errMessageGone
+	}
 	return classifySlack(err)
 }
 

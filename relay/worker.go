@@ -36,9 +36,12 @@ type Worker struct {
 	// SlackLimit keeps posts to one destination under Slack's limit,
 	// across all workers; nil means no limit of our own.
 	SlackLimit *SlackLimiter
-	Sent       SentLog
-	Log        *slog.Logger
-	Metrics    *Metrics
+	// Board, with a bot token, updates today's digest for an exam instead
+	// of posting a new one.
+	Board   *DigestBoard
+	Sent    SentLog
+	Log     *slog.Logger
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -142,11 +145,23 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 	}
 	first := batch.Items[0].Registration
 	return w.deliver(ctx, "slack", first, func() error {
-		text, err := w.Templates.StaffDigest(w.digest(batch))
-		if err != nil {
-			return permanent(fmt.Errorf("render slack digest: %w", err))
+		render := func(b tasks.DigestBatch) (string, error) {
+			text, err := w.Templates.StaffDigest(w.digest(b))
+			if err != nil {
+				return "", permanent(fmt.Errorf("render slack digest: %w", err))
+			}
+			return text, nil
 		}
-		if err := w.postSlack(ctx, text); err != nil {
+		var err error
+		if messages, ok := w.Slack.(SlackMessages); ok && w.Board != nil {
+			err = w.Board.post(ctx, messages, w.SlackDestination, batch, render, func(call func() error) error { return w.callSlack(ctx, call) })
+		} else {
+			var text string
+			if text, err = render(batch); err == nil {
+				err = w.postSlack(ctx, text)
+			}
+		}
+		if err != nil {
 			return err
 		}
 		w.Metrics.digestSize.Observe(float64(len(batch.Items)))
@@ -182,15 +197,21 @@ func (w *Worker) digest(b tasks.DigestBatch) templates.Digest {
 
 // postSlack posts text within our own rate limit for the destination.
 func (w *Worker) postSlack(ctx context.Context, text string) error {
+	return w.callSlack(ctx, func() error { return w.Slack.Post(ctx, text) })
+}
+
+// callSlack makes one Slack call in turn with every worker posting to the
+// destination, and makes Slack's 429 hold them all, not only this task.
+func (w *Worker) callSlack(ctx context.Context, call func() error) error {
 	if w.SlackLimit == nil {
-		return w.Slack.Post(ctx, text)
+		return call()
 	}
 	if err := w.SlackLimit.Wait(ctx, w.SlackDestination); err != nil {
 		return err
 	}
-	err := w.Slack.Post(ctx, text)
-	if KindOf(err) == KindRateLimited {
-		w.SlackLimit.Block(ctx, w.SlackDestination, retryAfterOf(err))
+	err := call()
+	if d := retryAfterOf(err); d > 0 {
+		w.SlackLimit.Block(ctx, w.SlackDestination, d)
 	}
 	return err
 }

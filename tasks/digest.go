@@ -67,19 +67,24 @@ func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, e
 			batch.Items = append(batch.Items, item)
 		}
 	}
-	// asynq does not keep the order; people read lists sorted.
-	sort.Slice(batch.Items, func(i, j int) bool {
-		a, b := batch.Items[i].Registration.User, batch.Items[j].Registration.User
-		if !strings.EqualFold(a.Name, b.Name) {
-			return strings.ToLower(a.Name) < strings.ToLower(b.Name)
-		}
-		return a.Email < b.Email
-	})
+	SortDigestItems(batch.Items)
 	payload, err := json.Marshal(batch)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigest, err)
 	}
 	return asynq.NewTask(TypeSlackDigest, payload, asynq.Queue(QueueSlack), asynq.MaxRetry(o.MaxRetry), asynq.Retention(o.Retention)), nil
+}
+
+// SortDigestItems orders items by student name, then address: asynq does
+// not keep the order, and people read lists sorted.
+func SortDigestItems(items []DigestItem) {
+	sort.Slice(items, func(i, j int) bool {
+		a, b := items[i].Registration.User, items[j].Registration.User
+		if !strings.EqualFold(a.Name, b.Name) {
+			return strings.ToLower(a.Name) < strings.ToLower(b.Name)
+		}
+		return a.Email < b.Email
+	})
 }
 
 // ID identifies a digest by the registrations in it, so a re-run of the

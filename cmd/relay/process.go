@@ -85,6 +85,9 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		defer closeWorker()
 		w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
 		w.SlackLimit = relay.NewSlackLimiter(rdb)
+		if cfg.Slack.Token != "" {
+			w.Board = &relay.DigestBoard{Redis: rdb, Location: cfg.Location()}
+		}
 		settings := relay.WorkerSettings{
 			Concurrency:     cfg.Worker.Concurrency,
 			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
