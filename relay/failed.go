@@ -56,6 +56,13 @@ func failedTask(info *asynq.TaskInfo) FailedTask {
 		ID: info.ID, Queue: info.Queue, Channel: channelOf(info.Type),
 		LastError: info.LastErr, FailedAt: info.LastFailedAt, Retried: info.Retried,
 	}
+	if info.Type == tasks.TypeSlackDigest {
+		if b, err := tasks.DecodeDigestBatch(info.Payload); err == nil && len(b.Items) > 0 {
+			exam := b.Items[0].Registration.Exam
+			f.UserID, f.ExamID, f.ExamName = fmt.Sprintf("(%d students)", len(b.Items)), exam.ObjectID, exam.Name
+		}
+		return f
+	}
 	if reg, err := tasks.DecodePayload(info.Payload); err == nil {
 		f.UserID, f.Email, f.ExamID, f.ExamName = reg.User.ID, maskEmail(reg.User.Email), reg.Exam.ObjectID, reg.Exam.Name
 	}
@@ -68,6 +75,8 @@ func channelOf(taskType string) string {
 		return "email"
 	case tasks.TypeSlack:
 		return "slack"
+	case tasks.TypeSlackDigest, tasks.TypeSlackDigestItem:
+		return "slack digest"
 	case tasks.TypeRegistration:
 		return "fan-out"
 	default:
