@@ -35,10 +35,11 @@ type Config struct {
 	TemplatesDir string `yaml:"templates_dir"`
 	// Retention is how long a delivered registration is remembered, and so
 	// how long a repeated delivery of it is recognised and sends nothing.
-	Retention Duration `yaml:"retention"`
-	Spool     Spool    `yaml:"spool"`
-	Worker    Worker   `yaml:"worker"`
-	LogLevel  string   `yaml:"log_level"`
+	Retention Duration  `yaml:"retention"`
+	Spool     Spool     `yaml:"spool"`
+	Reminders Reminders `yaml:"reminders"`
+	Worker    Worker    `yaml:"worker"`
+	LogLevel  string    `yaml:"log_level"`
 }
 
 type Webhook struct {
@@ -109,6 +110,13 @@ type Digest struct {
 	MaxSize int `yaml:"max_size"`
 	// List is how many students a digest names before "and N more".
 	List int `yaml:"list"`
+}
+
+// Reminders are the emails sent before an exam opens or closes; none by
+// default.
+type Reminders struct {
+	BeforeOpen  Durations `yaml:"before_open"`
+	BeforeClose Durations `yaml:"before_close"`
 }
 
 // Spool is where the receiver keeps registrations while Redis is away.
@@ -259,6 +267,12 @@ func (c Config) Validate() error {
 	}
 	if c.Spool.Dir == "" || c.Spool.Max < 1 {
 		errs = append(errs, fmt.Errorf("RELAY_SPOOL_DIR / RELAY_SPOOL_MAX (spool): want a folder and a limit of 1 or more"))
+	}
+	for _, d := range append(append(Durations{}, c.Reminders.BeforeOpen...), c.Reminders.BeforeClose...) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("RELAY_REMINDER_BEFORE_OPEN / _CLOSE (reminders): %s, want positive durations such as 24h,1h", d))
+			break
+		}
 	}
 	if len(c.Worker.RetrySchedule) == 0 {
 		errs = append(errs, errors.New("RELAY_RETRY_SCHEDULE (worker.retry_schedule): want at least one duration, such as 5s,30s,5m,1h"))

@@ -79,6 +79,10 @@ var Settings = []Setting{
 		func(c *Config) *int { return &c.Slack.Digest.MaxSize }),
 	integer("RELAY_DIGEST_LIST", "slack.digest.list", "students a digest names before \"and N more\"",
 		func(c *Config) *int { return &c.Slack.Digest.List }),
+	durations("RELAY_REMINDER_BEFORE_OPEN", "reminders.before_open", "reminder emails this long before an exam opens, comma-separated (24h,1h); empty: none",
+		func(c *Config) *Durations { return &c.Reminders.BeforeOpen }),
+	durations("RELAY_REMINDER_BEFORE_CLOSE", "reminders.before_close", "reminder emails this long before an exam closes; empty: none",
+		func(c *Config) *Durations { return &c.Reminders.BeforeClose }),
 	str("RELAY_TIMEZONE", "timezone", false, "IANA time zone dates are shown in",
 		func(c *Config) *string { return &c.TimeZone }),
 	str("RELAY_TEMPLATES_DIR", "templates_dir", false, "folder whose *.tmpl files replace the default templates of the same name",
@@ -93,14 +97,8 @@ var Settings = []Setting{
 		func(c *Config) *int { return &c.Worker.Concurrency }),
 	integer("RELAY_MAX_RETRY", "worker.max_retry", "retries of a failing delivery before it is archived",
 		func(c *Config) *int { return &c.Worker.MaxRetry }),
-	{Env: "RELAY_RETRY_SCHEDULE", YAML: "worker.retry_schedule",
-		Summary: "wait before each retry, comma-separated; the last repeats",
-		get:     func(c *Config) string { return c.Worker.RetrySchedule.String() },
-		set: func(c *Config, v string) error {
-			ds, err := parseDurations(v)
-			c.Worker.RetrySchedule = ds
-			return err
-		}},
+	durations("RELAY_RETRY_SCHEDULE", "worker.retry_schedule", "wait before each retry, comma-separated; the last repeats",
+		func(c *Config) *Durations { return &c.Worker.RetrySchedule }),
 	duration("RELAY_SHUTDOWN_TIMEOUT", "worker.shutdown_timeout", "how long a stopping worker lets deliveries finish",
 		func(c *Config) *Duration { return &c.Worker.ShutdownTimeout }),
 	str("RELAY_LOG_LEVEL", "log_level", false, "debug, info, warn or error",
@@ -132,6 +130,16 @@ func integer(env, key, summary string, field func(*Config) *int) Setting {
 			}
 			*field(c) = n
 			return nil
+		}}
+}
+
+func durations(env, key, summary string, field func(*Config) *Durations) Setting {
+	return Setting{Env: env, YAML: key, Summary: summary,
+		get: func(c *Config) string { return field(c).String() },
+		set: func(c *Config, v string) error {
+			ds, err := parseDurations(v)
+			*field(c) = ds
+			return err
 		}}
 }
 

@@ -129,3 +129,44 @@ func archivedQueue(in *asynq.Inspector, id string) (string, error) {
 	}
 	return "", fmt.Errorf("no failed task %s (relay tasks lists them)", id)
 }
+
+// ScheduledReminder is a reminder waiting for its time, as `relay tasks
+// -scheduled` shows it.
+type ScheduledReminder struct {
+	ID       string    `json:"id"`
+	UserID   string    `json:"userId"`
+	Email    string    `json:"email"` // masked
+	ExamID   string    `json:"examId"`
+	ExamName string    `json:"examName"`
+	Event    string    `json:"event"` // open or close
+	Before   string    `json:"before"`
+	SendAt   time.Time `json:"sendAt"`
+}
+
+// Scheduled lists the reminders waiting to be sent, soonest first.
+func Scheduled(in *asynq.Inspector) ([]ScheduledReminder, error) {
+	var out []ScheduledReminder
+	for page := 1; ; page++ {
+		infos, err := in.ListScheduledTasks(tasks.QueueEmail, asynq.PageSize(500), asynq.Page(page))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list scheduled tasks: %w", err)
+		}
+		for _, info := range infos {
+			rem, err := tasks.DecodeReminder(info.Payload)
+			if info.Type != tasks.TypeReminder || err != nil {
+				continue
+			}
+			u, e := rem.Registration.User, rem.Registration.Exam
+			out = append(out, ScheduledReminder{ID: info.ID, UserID: u.ID, Email: maskEmail(u.Email), ExamID: e.ObjectID,
+				ExamName: e.Name, Event: rem.Event, Before: rem.Before.String(), SendAt: info.NextProcessAt})
+		}
+		if len(infos) < 500 {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].SendAt.Before(out[j].SendAt) })
+	return out, nil
+}

@@ -41,6 +41,12 @@ type harness struct {
 	noBasic bool // signatures alone
 	digest  *DigestWindow
 	bot     bool
+	// reminders before the exam opens, when set.
+	reminders []time.Duration
+}
+
+func withReminders(beforeOpen ...time.Duration) harnessOption {
+	return func(h *harness) { h.reminders = beforeOpen }
 }
 
 // withBot posts with a bot token (and so updates digests) instead of an
@@ -115,6 +121,8 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 		Mailer: pool, Slack: SlackWebhook{URL: h.slack.WebhookURL(), Client: http.DefaultClient},
 		Log: log, Metrics: h.metrics, Sent: SentLog{Redis: rdb, TTL: time.Hour},
 		SlackMode: config.SlackEach, SlackDestination: "test", DigestList: 25, SlackLimit: NewSlackLimiter(rdb),
+		Schedules: &ScheduleLog{Redis: rdb, TTL: time.Hour},
+		Reminders: &Reminders{BeforeOpen: h.reminders, Inspector: h.inspect},
 	}
 	settings := WorkerSettings{
 		Concurrency: 4, ShutdownTimeout: 5 * time.Second, RetrySchedule: config.Default().Worker.RetrySchedule.Std(),

@@ -20,10 +20,18 @@ type Sender struct {
 	ReplyTo string
 }
 
-// newConfirmation builds the student's email: subject, text and HTML
-// alternatives and the exam window as a calendar file. Every value from the
-// payload goes through go-mail's header encoding, never into a raw header.
+// newConfirmation builds the student's confirmation: the email with the
+// exam window as a calendar file.
 func newConfirmation(s Sender, reg tasks.Registration, e templates.Email, now time.Time) (*mail.Msg, error) {
+	return newEmail(s, reg, e, reg.ID()+".confirmation", true, now)
+}
+
+// newEmail builds an email to the student: subject, text and HTML
+// alternatives, and the calendar file when asked. Every value from the
+// payload goes through go-mail's header encoding, never into a raw header.
+// The same idLocal always makes the same Message-ID, so a mail system that
+// sees a message twice can tell.
+func newEmail(s Sender, reg tasks.Registration, e templates.Email, idLocal string, calendar bool, now time.Time) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.From(s.From); err != nil {
 		return nil, fmt.Errorf("from address: %w", err)
@@ -37,13 +45,14 @@ func newConfirmation(s Sender, reg tasks.Registration, e templates.Email, now ti
 		return nil, fmt.Errorf("recipient: %w", err)
 	}
 	m.Subject(e.Subject)
-	// The same registration always has the same Message-ID, so a mail
-	// system that sees it twice can tell.
-	m.SetMessageIDWithValue(reg.ID() + ".confirmation@" + messageIDDomain(s.From))
+	m.SetMessageIDWithValue(idLocal + "@" + messageIDDomain(s.From))
 	m.SetDateWithValue(now)
 	m.SetGenHeader("X-Exam-Relay-Registration", reg.ID())
 	m.SetBodyString(mail.TypeTextPlain, e.Text)
 	m.AddAlternativeString(mail.TypeTextHTML, e.HTML)
+	if !calendar {
+		return m, nil
+	}
 
 	cal, err := newCalendar(reg, now)
 	if err != nil {
@@ -88,6 +97,10 @@ func newCalendar(reg tasks.Registration, now time.Time) ([]byte, error) {
 		name = "Exam"
 	}
 	ev.SetSummary(name)
+	if reg.Previous != nil {
+		// Calendars replace an event by UID only when SEQUENCE grows.
+		ev.SetSequence(reg.Previous.Sequence)
+	}
 	if reg.Exam.URL != "" {
 		ev.SetURL(reg.Exam.URL)
 		ev.SetDescription(reg.Exam.URL)

@@ -38,10 +38,14 @@ type Worker struct {
 	SlackLimit *SlackLimiter
 	// Board, with a bot token, updates today's digest for an exam instead
 	// of posting a new one.
-	Board   *DigestBoard
-	Sent    SentLog
-	Log     *slog.Logger
-	Metrics *Metrics
+	Board *DigestBoard
+	// Reminders, when they have offsets, schedule reminder emails.
+	Reminders *Reminders
+	// Schedules, when set, tells a confirmation that its dates changed.
+	Schedules *ScheduleLog
+	Sent      SentLog
+	Log       *slog.Logger
+	Metrics   *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -53,6 +57,7 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(tasks.TypeEmail, w.deliverEmail)
 	mux.HandleFunc(tasks.TypeSlack, w.deliverSlack)
 	mux.HandleFunc(tasks.TypeSlackDigest, w.deliverDigest)
+	mux.HandleFunc(tasks.TypeReminder, w.deliverReminder)
 	return mux
 }
 
@@ -73,6 +78,11 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 	reg, err := tasks.DecodePayload(t.Payload())
 	if err != nil {
 		return archive(err)
+	}
+	if w.Schedules != nil {
+		if reg.Previous, err = w.Schedules.Swap(ctx, reg); err != nil {
+			return fmt.Errorf("schedule log: %w", err)
+		}
 	}
 	email, err := tasks.NewEmailTask(reg, w.Options)
 	if err != nil {
@@ -99,6 +109,9 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("enqueue %s: %w", task.Type(), err)
 		}
 	}
+	if w.Reminders.enabled() {
+		return w.scheduleReminders(ctx, reg)
+	}
 	return nil
 }
 
@@ -107,7 +120,7 @@ func (w *Worker) deliverEmail(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return archive(err)
 	}
-	return w.deliver(ctx, "email", reg, func() error {
+	return w.deliver(ctx, "email", reg, taskID(ctx), func() error {
 		email, err := w.Templates.Confirmation(templates.NewData(reg, w.Location))
 		if err != nil {
 			// Fix the template, then re-run the archived task.
@@ -126,7 +139,7 @@ func (w *Worker) deliverSlack(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return archive(err)
 	}
-	return w.deliver(ctx, "slack", reg, func() error {
+	return w.deliver(ctx, "slack", reg, taskID(ctx), func() error {
 		text, err := w.Templates.StaffAlert(templates.NewData(reg, w.Location))
 		if err != nil {
 			return permanent(fmt.Errorf("render slack alert: %w", err))
@@ -144,7 +157,7 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	first := batch.Items[0].Registration
-	return w.deliver(ctx, "slack", first, func() error {
+	return w.deliver(ctx, "slack", first, taskID(ctx), func() error {
 		render := func(b tasks.DigestBatch) (string, error) {
 			text, err := w.Templates.StaffDigest(w.digest(b))
 			if err != nil {
@@ -218,10 +231,10 @@ func (w *Worker) callSlack(ctx context.Context, call func() error) error {
 
 // deliver runs render-and-send, counts and logs the outcome, and tells asynq what to
 // do next through the error it returns.
-func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registration, send func() error) error {
+// key names the delivery in the sent marks.
+func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registration, key string, send func() error) error {
 	attrs := []any{"channel", channel, "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID}
-	taskID, _ := asynq.GetTaskID(ctx)
-	sent, err := w.Sent.Sent(ctx, taskID)
+	sent, err := w.Sent.Sent(ctx, key)
 	if err != nil {
 		return temporary(fmt.Errorf("check sent mark: %w", err))
 	}
@@ -238,7 +251,7 @@ func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registra
 	if err == nil {
 		w.Metrics.deliveries.WithLabelValues(channel, "sent").Inc()
 		w.Log.Info("delivered", attrs...)
-		if err := w.Sent.Mark(ctx, taskID); err != nil {
+		if err := w.Sent.Mark(ctx, key); err != nil {
 			w.Log.Error("delivered but could not record it; a re-run would send again", append(attrs, "err", err)...)
 		}
 		return nil
@@ -263,6 +276,11 @@ func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registra
 		w.Log.Warn("delivery failed; will retry", attrs...)
 		return err
 	}
+}
+
+func taskID(ctx context.Context) string {
+	id, _ := asynq.GetTaskID(ctx)
+	return id
 }
 
 func isLastAttempt(ctx context.Context, retried int) bool {

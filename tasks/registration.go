@@ -22,6 +22,16 @@ type Registration struct {
 	Meta      Meta      `json:"meta"`
 	Exam      Exam      `json:"exam"`
 	UserGroup UserGroup `json:"userGroup"`
+	// Previous is set by the worker when Synap sent this student and exam
+	// before with other dates: the email then says the dates changed.
+	Previous *Previous `json:"previous,omitempty"`
+}
+
+// Previous is what the relay last told the student about the exam.
+type Previous struct {
+	Schedule Schedule `json:"schedule"`
+	// Sequence counts the changes, for the calendar event's SEQUENCE.
+	Sequence int `json:"sequence"`
 }
 
 type User struct {

@@ -34,6 +34,21 @@ type Exam struct {
 	Opens time.Time
 	// Closes is nil for an exam with no closing date.
 	Closes *time.Time
+	// Rescheduled is true when the student was told other dates before;
+	// PreviousOpens and PreviousCloses are those dates.
+	Rescheduled    bool
+	PreviousOpens  time.Time
+	PreviousCloses *time.Time
+}
+
+// Reminder is what the reminder templates see.
+type Reminder struct {
+	Data
+	// Event is "open" or "close"; When is that moment, in the zone.
+	Event string
+	When  time.Time
+	// Remaining is the time from sending to When.
+	Remaining time.Duration
 }
 
 type Group struct {
@@ -71,11 +86,27 @@ func NewData(r tasks.Registration, loc *time.Location) Data {
 		Portal: Portal{ID: r.Portal.ID},
 		Zone:   loc.String(),
 	}
-	if c := r.Exam.Schedule.CloseDate; c != nil {
-		closes := c.In(loc)
-		d.Exam.Closes = &closes
+	d.Exam.Closes = inZone(r.Exam.Schedule.CloseDate, loc)
+	if p := r.Previous; p != nil {
+		d.Exam.Rescheduled = true
+		d.Exam.PreviousOpens = p.Schedule.OpenDate.In(loc)
+		d.Exam.PreviousCloses = inZone(p.Schedule.CloseDate, loc)
 	}
 	return d
+}
+
+// NewReminder shows rem in loc as sent at now.
+func NewReminder(rem tasks.Reminder, loc *time.Location, now time.Time) Reminder {
+	when := rem.EventTime()
+	return Reminder{Data: NewData(rem.Registration, loc), Event: rem.Event, When: when.In(loc), Remaining: when.Sub(now)}
+}
+
+func inZone(t *time.Time, loc *time.Location) *time.Time {
+	if t == nil {
+		return nil
+	}
+	in := t.In(loc)
+	return &in
 }
 
 // slackSafe returns d with every text that came from the payload escaped

@@ -23,7 +23,9 @@ func sampleRegistrations() []tasks.Registration {
 		User: tasks.User{Email: "student@example.org"},
 		Exam: tasks.Exam{Schedule: tasks.Schedule{OpenDate: opens}},
 	}
-	return []tasks.Registration{full, bare}
+	moved := full
+	moved.Previous = &tasks.Previous{Schedule: tasks.Schedule{OpenDate: opens.AddDate(0, 0, -7)}, Sequence: 1}
+	return []tasks.Registration{full, bare, moved}
 }
 
 func sampleData() []Data {

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	texttemplate "text/template"
+	"time"
 )
 
 //go:embed *.tmpl
@@ -26,16 +28,21 @@ const (
 	ConfirmationHTML    = "confirmation.html.tmpl"
 	StaffAlert          = "staff-alert.slack.tmpl"
 	StaffDigest         = "staff-digest.slack.tmpl"
+	ReminderSubject     = "reminder.subject.tmpl"
+	ReminderText        = "reminder.text.tmpl"
+	ReminderHTML        = "reminder.html.tmpl"
 )
 
 // Names lists every template file.
-var Names = []string{ConfirmationSubject, ConfirmationText, ConfirmationHTML, StaffAlert, StaffDigest}
+var Names = []string{ConfirmationSubject, ConfirmationText, ConfirmationHTML, StaffAlert, StaffDigest, ReminderSubject, ReminderText, ReminderHTML}
 
 // Set is the parsed templates, ready to execute. It is parsed once and
 // safe for concurrent use.
 type Set struct {
-	subject, text, alert, digest *texttemplate.Template
-	html                         *htmltemplate.Template
+	subject, text, alert, digest  *texttemplate.Template
+	html                          *htmltemplate.Template
+	reminderSubject, reminderText *texttemplate.Template
+	reminderHTML                  *htmltemplate.Template
 	// Source says where each file came from, for `relay check`.
 	Source map[string]string
 }
@@ -78,11 +85,17 @@ func Load(dir string) (*Set, error) {
 	s.text = parseText(ConfirmationText, nil)
 	s.alert = parseText(StaffAlert, slackFuncs)
 	s.digest = parseText(StaffDigest, slackFuncs)
-	html, err := htmltemplate.New(ConfirmationHTML).Option("missingkey=error").Funcs(funcs).Parse(string(files[ConfirmationHTML]))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", s.Source[ConfirmationHTML], err))
+	s.reminderSubject = parseText(ReminderSubject, nil)
+	s.reminderText = parseText(ReminderText, nil)
+	parseHTML := func(name string) *htmltemplate.Template {
+		t, err := htmltemplate.New(name).Option("missingkey=error").Funcs(funcs).Parse(string(files[name]))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Source[name], err))
+		}
+		return t
 	}
-	s.html = html
+	s.html = parseHTML(ConfirmationHTML)
+	s.reminderHTML = parseHTML(ReminderHTML)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -114,20 +127,33 @@ func override(dir string, files map[string][]byte, source map[string]string) err
 
 // Confirmation renders the student's email.
 func (s *Set) Confirmation(d Data) (Email, error) {
+	return s.email(s.subject, s.text, s.html, d)
+}
+
+// Reminder renders a reminder email.
+func (s *Set) Reminder(r Reminder) (Email, error) {
+	return s.email(s.reminderSubject, s.reminderText, s.reminderHTML, r)
+}
+
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+func (s *Set) email(subject, text, html executor, data any) (Email, error) {
 	var e Email
 	var b bytes.Buffer
-	if err := s.subject.Execute(&b, d); err != nil {
+	if err := subject.Execute(&b, data); err != nil {
 		return e, s.execError(err)
 	}
 	// A subject is one line, whatever the template or the data hold.
 	e.Subject = strings.Join(strings.Fields(b.String()), " ")
 	b.Reset()
-	if err := s.text.Execute(&b, d); err != nil {
+	if err := text.Execute(&b, data); err != nil {
 		return e, s.execError(err)
 	}
 	e.Text = b.String()
 	b.Reset()
-	if err := s.html.Execute(&b, d); err != nil {
+	if err := html.Execute(&b, data); err != nil {
 		return e, s.execError(err)
 	}
 	e.HTML = b.String()
@@ -182,6 +208,10 @@ func (s *Set) Check() error {
 		add(err)
 		_, err = s.StaffAlert(d)
 		add(err)
+		for _, event := range []string{"open", "close"} {
+			_, err = s.Reminder(Reminder{Data: d, Event: event, When: d.Exam.Opens, Remaining: 90 * time.Minute})
+			add(err)
+		}
 	}
 	_, err := s.StaffDigest(sampleDigest())
 	add(err)

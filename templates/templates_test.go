@@ -187,3 +187,44 @@ func TestExportWritesDefaultsThatLoadBack(t *testing.T) {
 		t.Errorf("the edited file now holds %q", b)
 	}
 }
+
+func TestHumanDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		59*time.Minute + 59*time.Second: "1 hour",
+		24 * time.Hour:                  "1 day",
+		50 * time.Hour:                  "2 days 2 hours",
+		90 * time.Minute:                "1 hour 30 minutes",
+		2 * time.Minute:                 "2 minutes",
+		10 * time.Second:                "less than a minute",
+	} {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestReminderSaysWhatOpensWhenInTheStudentsZone(t *testing.T) {
+	r := sampleRegistrations()[0]
+	paris, _ := time.LoadLocation("Europe/Paris")
+	sent := r.Exam.Schedule.OpenDate.Add(-time.Hour)
+	e, err := mustLoad(t, "").Reminder(NewReminder(tasks.Reminder{Registration: r, Event: tasks.BeforeOpen, Before: time.Hour}, paris, sent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Subject != "Reminder: Year 2 Pharmacology Summative opens in 1 hour" {
+		t.Errorf("subject %q", e.Subject)
+	}
+	if !strings.Contains(e.Text, "opens in 1 hour, on Monday 7 December 2026, 10:00 CET") || !strings.Contains(e.HTML, "10:00 CET") {
+		t.Errorf("text:\n%s", e.Text)
+	}
+}
+
+func TestConfirmationSaysTheDatesChanged(t *testing.T) {
+	e, err := mustLoad(t, "").Confirmation(NewData(sampleRegistrations()[2], time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(e.Text, "Its dates have changed: it used to open Monday 30 November 2026, 09:00 UTC") || !strings.Contains(e.HTML, "The dates have changed") {
+		t.Errorf("text:\n%s", e.Text)
+	}
+}

@@ -85,6 +85,8 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		defer closeWorker()
 		w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
 		w.SlackLimit = relay.NewSlackLimiter(rdb)
+		w.Schedules = &relay.ScheduleLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
+		w.Reminders = &relay.Reminders{BeforeOpen: cfg.Reminders.BeforeOpen.Std(), BeforeClose: cfg.Reminders.BeforeClose.Std(), Inspector: inspector}
 		if cfg.Slack.Token != "" {
 			w.Board = &relay.DigestBoard{Redis: rdb, Location: cfg.Location()}
 		}

@@ -25,7 +25,8 @@ Commands:
   work    the worker only (run as many as you like on one Redis)
   check   validate config and templates, reach Redis and SMTP; print the
           config with secrets redacted
-  tasks   list failed deliveries; tasks retry ID|-all; tasks delete ID
+  tasks   list failed deliveries; tasks retry ID|-all; tasks delete ID;
+          tasks -scheduled lists reminders waiting for their time
   templates export DIR
           write the default templates to DIR, to edit and use with
           RELAY_TEMPLATES_DIR
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	flags.SetOutput(stderr)
 	configPath := flags.String("config", getenv("RELAY_CONFIG"), "YAML config file (or RELAY_CONFIG)")
 	asJSON := flags.Bool("json", false, "relay tasks: print JSON for scripts")
+	scheduled := flags.Bool("scheduled", false, "relay tasks: list scheduled reminders")
 
 	var m mode
 	switch cmd {
@@ -74,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if cmd == "tasks" {
-		return tasksCommand(ctx, *configPath, *asJSON, flags.Args(), getenv, stdout)
+		return tasksCommand(ctx, *configPath, *asJSON, *scheduled, flags.Args(), getenv, stdout)
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("relay %s: unexpected arguments %q", cmd, flags.Args())

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -387,4 +388,56 @@ func selfSignedCertificate(t *testing.T) (certFile, keyFile string) {
 	http.DefaultClient.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(func() { http.DefaultClient.Transport = old })
 	return certFile, keyFile
+}
+
+func TestTasksScheduledListsRemindersNotYetDue(t *testing.T) {
+	rds := relaytest.StartRedis(t)
+	env := map[string]string{
+		"RELAY_HTTP_ADDR": "127.0.0.1:0", "RELAY_REDIS_URL": rds.URL, "RELAY_WEBHOOK_PASSWORD": "pw",
+		"RELAY_REMINDER_BEFORE_OPEN": "24h,1h", "RELAY_REMINDER_BEFORE_CLOSE": "30m",
+	}
+	p := start(t, env, "run")
+	register := func(user string, opens time.Time, closes string) {
+		body := fmt.Sprintf(`{"user":{"id":%q,"email":"%s@example.edu"},"exam":{"objectId":"e1","name":"Quiz",
+			"schedule":{"openDate":%q,"closeDate":%q}}}`, user, user, opens.UTC().Format(time.RFC3339), closes)
+		if code := p.post("synap", "pw", []byte(body)); code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d", user, code)
+		}
+	}
+	register("in3days", time.Now().Add(72*time.Hour), time.Now().Add(80*time.Hour).UTC().Format(time.RFC3339))
+	register("in2hours", time.Now().Add(2*time.Hour), "")
+
+	var out bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out.Reset()
+		if err := run(context.Background(), []string{"relay", "tasks", "-scheduled", "-json"}, getenv, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(out.String(), `"id"`) >= 4 {
+			break
+		}
+	}
+	var got []struct{ UserID, Event, Before string }
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	// in3days: 24h and 1h before opening, 30m before closing; in2hours:
+	// only 1h before (24h has passed, and it never closes).
+	want := map[string]bool{"in3days open 24h0m0s": true, "in3days open 1h0m0s": true, "in3days close 30m0s": true, "in2hours open 1h0m0s": true}
+	for _, r := range got {
+		key := r.UserID + " " + r.Event + " " + r.Before
+		if !want[key] {
+			t.Errorf("unexpected reminder %s", key)
+		}
+		delete(want, key)
+	}
+	if len(want) != 0 {
+		t.Errorf("missing reminders %v in %s", want, out.String())
+	}
+	out.Reset()
+	run(context.Background(), []string{"relay", "tasks", "-scheduled"}, getenv, &out, io.Discard)
+	if !strings.Contains(out.String(), "SEND AT") || strings.Count(out.String(), "before open") != 3 {
+		t.Errorf("relay tasks -scheduled:\n%s", out.String())
+	}
 }

@@ -18,11 +18,12 @@ import (
 
 const tasksUsage = `usage:
   relay tasks [-json]          list failed (archived) deliveries
+  relay tasks -scheduled       list reminders waiting for their time
   relay tasks retry ID|-all    deliver again, now
   relay tasks delete ID        forget a failed delivery`
 
 // tasksCommand lets an operator see and act on what failed for good.
-func tasksCommand(ctx context.Context, configPath string, asJSON bool, args []string, getenv func(string) string, stdout io.Writer) error {
+func tasksCommand(ctx context.Context, configPath string, asJSON, scheduled bool, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(configPath, getenv)
 	if err != nil {
 		return err
@@ -38,18 +39,29 @@ func tasksCommand(ctx context.Context, configPath string, asJSON bool, args []st
 	in := asynq.NewInspectorFromRedisClient(rdb)
 
 	switch {
+	case len(args) == 0 && scheduled:
+		reminders, err := relay.Scheduled(in)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			if reminders == nil {
+				reminders = []relay.ScheduledReminder{}
+			}
+			return printJSON(stdout, reminders)
+		}
+		printScheduled(stdout, reminders)
+		return nil
 	case len(args) == 0:
 		failed, err := relay.Failed(in)
 		if err != nil {
 			return err
 		}
 		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
 			if failed == nil {
 				failed = []relay.FailedTask{}
 			}
-			return enc.Encode(failed)
+			return printJSON(stdout, failed)
 		}
 		printFailed(stdout, failed)
 		return nil
@@ -91,6 +103,26 @@ func printFailed(w io.Writer, failed []relay.FailedTask) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d failed. Fix the cause, then: relay tasks retry ID (or -all). Full errors: relay tasks -json\n", len(failed))
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printScheduled(w io.Writer, reminders []relay.ScheduledReminder) {
+	if len(reminders) == 0 {
+		fmt.Fprintln(w, "No reminders scheduled. (RELAY_REMINDER_BEFORE_OPEN / _CLOSE turn them on.)")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEND AT (UTC)\tUSER\tEXAM\tREMINDER\tID")
+	for _, r := range reminders {
+		fmt.Fprintf(tw, "%s\t%s\t%s (%s)\t%s before %s\t%s\n", r.SendAt.UTC().Format(time.DateTime), r.UserID,
+			r.ExamID, shorten(r.ExamName, 30), r.Before, r.Event, r.ID)
+	}
+	tw.Flush()
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -16,8 +16,9 @@ import (
 type Message struct {
 	From     string
 	To       []string
-	Data     []byte // as sent after DATA, headers included
-	Username string // the AUTH PLAIN user, "" if the client did not log in
+	Data     []byte    // as sent after DATA, headers included
+	Username string    // the AUTH PLAIN user, "" if the client did not log in
+	At       time.Time // when the server accepted it
 }
 
 // SMTPSink is an SMTP server that keeps the mail it accepts in memory.
@@ -244,6 +245,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 		To:       append([]string(nil), s.to...),
 		Data:     data,
 		Username: s.username,
+		At:       time.Now(),
 	}
 	s.sink.mu.Lock()
 	s.sink.messages = append(s.sink.messages, m)
