@@ -24,21 +24,26 @@ func (l SentLog) Sent(ctx context.Context, taskID string) (bool, error) {
 	return n > 0, err
 }
 
-// Mark records taskID as delivered. It tries a few times: a lost mark is
-// a possible duplicate if the task then runs again.
+// Mark records taskID as delivered. A lost mark is a duplicate email if
+// the task then runs again, and the task will run again if Redis was away
+// when it finished: so Mark keeps trying while Redis comes back, for most
+// of the task's 30 s lease.
 func (l SentLog) Mark(ctx context.Context, taskID string) error {
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
-		}
+	deadline := time.Now().Add(markPatience)
+	wait := 100 * time.Millisecond
+	for {
 		// A fresh context: the task's own may be ending with the worker.
 		markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		err = l.Redis.Set(markCtx, sentKey(taskID), time.Now().UTC().Format(time.RFC3339), l.TTL).Err()
+		err := l.Redis.Set(markCtx, sentKey(taskID), time.Now().UTC().Format(time.RFC3339), l.TTL).Err()
 		cancel()
-		if err == nil {
-			return nil
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
 		}
+		time.Sleep(wait)
+		wait = min(2*wait, 2*time.Second)
 	}
-	return err
 }
+
+// markPatience stays inside asynq's 30 s lease, after which the task
+// would be handed to another worker anyway.
+const markPatience = 20 * time.Second
