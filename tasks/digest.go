@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -60,10 +59,7 @@ func NewDigestItemTask(r Registration, destination string, receivedAt time.Time,
 func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, error) {
 	batch := DigestBatch{Group: group}
 	for _, t := range items {
-		var item DigestItem
-		dec := json.NewDecoder(bytes.NewReader(t.Payload()))
-		dec.UseNumber()
-		if err := dec.Decode(&item); err == nil {
+		if item, err := decode[DigestItem](t.Payload()); err == nil {
 			batch.Items = append(batch.Items, item)
 		}
 	}
@@ -99,12 +95,4 @@ func (b DigestBatch) ID() string {
 }
 
 // DecodeDigestBatch reads a digest task's payload.
-func DecodeDigestBatch(payload []byte) (DigestBatch, error) {
-	var b DigestBatch
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&b); err != nil {
-		return b, fmt.Errorf("decode task payload: %w", err)
-	}
-	return b, nil
-}
+func DecodeDigestBatch(payload []byte) (DigestBatch, error) { return decode[DigestBatch](payload) }

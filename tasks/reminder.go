@@ -1,7 +1,6 @@
 package tasks
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -83,12 +82,4 @@ func NewReminderTask(rem Reminder, o Options) (*asynq.Task, error) {
 }
 
 // DecodeReminder reads a reminder task's payload.
-func DecodeReminder(payload []byte) (Reminder, error) {
-	var r Reminder
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("decode task payload: %w", err)
-	}
-	return r, nil
-}
+func DecodeReminder(payload []byte) (Reminder, error) { return decode[Reminder](payload) }

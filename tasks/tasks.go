@@ -113,11 +113,17 @@ func newTask(taskType, queue string, r Registration, o Options) (*asynq.Task, er
 // DecodePayload reads a task's payload. A payload that cannot be read will
 // never be readable: the caller archives the task.
 func DecodePayload(payload []byte) (Registration, error) {
-	var r Registration
+	return decode[Registration](payload)
+}
+
+// decode reads any task payload; numbers in custom attributes stay
+// json.Number so they print as Synap sent them.
+func decode[T any](payload []byte) (T, error) {
+	var v T
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("decode task payload: %w", err)
+	if err := dec.Decode(&v); err != nil {
+		return v, fmt.Errorf("decode task payload: %w", err)
 	}
-	return r, nil
+	return v, nil
 }

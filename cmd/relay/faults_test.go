@@ -204,6 +204,15 @@ func waitDelivered(t *testing.T, f *fixture, want []int, timeout time.Duration) 
 	}
 }
 
+// upTo is 0, 1, … n-1: the registration numbers of a burst.
+func upTo(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
 func duplicates(got map[string]int) int {
 	n := 0
 	for _, c := range got {
@@ -220,10 +229,7 @@ func TestThreeWorkersShareOneRedisWithoutDuplicates(t *testing.T) {
 	}
 	const n = 1000
 	enqueueAll(t, f.redis, 0, n)
-	want := make([]int, n)
-	for i := range want {
-		want[i] = i
-	}
+	want := upTo(n)
 	got := waitDelivered(t, f, want, 3*time.Minute)
 	if len(got) != n || duplicates(got) != 0 {
 		t.Errorf("%d students emailed, %d duplicates; want %d and 0", len(got), duplicates(got), n)
@@ -277,10 +283,7 @@ func TestWorkerKilledMidBurstLosesNothing(t *testing.T) {
 
 	// Tasks the killed worker held come back when their 30 s lease
 	// expires and asynq's recoverer (every minute) runs.
-	want := make([]int, n)
-	for i := range want {
-		want[i] = i
-	}
+	want := upTo(n)
 	got := waitDelivered(t, f, want, 3*time.Minute)
 	t.Logf("killed after %d emails; %d students emailed, %d duplicates", before, len(got), duplicates(got))
 	if len(got) != n {
@@ -355,10 +358,7 @@ func TestSMTPFaultsRetryTemporaryAndArchivePermanent(t *testing.T) {
 			t.Fatalf("blocked %d: %d", i, code)
 		}
 	}
-	want := make([]int, n)
-	for i := range want {
-		want[i] = i
-	}
+	want := upTo(n)
 	got := waitDelivered(t, f, want, time.Minute)
 	if len(got) != n || duplicates(got) != 0 {
 		t.Errorf("%d students emailed, %d duplicates; want %d, 0", len(got), duplicates(got), n)
@@ -411,10 +411,7 @@ func TestSIGTERMFinishesInFlightAndExitsZero(t *testing.T) {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
 	startProcess(t, f.env, "work")
-	want := make([]int, n)
-	for i := range want {
-		want[i] = i
-	}
+	want := upTo(n)
 	// No lease to wait for: a stopping worker hands back what it did not
 	// finish.
 	got := waitDelivered(t, f, want, time.Minute)

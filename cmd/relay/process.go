@@ -15,6 +15,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynq/x/metrics"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
@@ -78,18 +79,11 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 
 	var worker *asynq.Server
 	if m.work {
-		w, closeWorker, err := newWorker(cfg, queue, opts, log, mets, stdout)
+		w, closeWorker, err := newWorker(cfg, rdb, queue, inspector, opts, log, mets, stdout)
 		if err != nil {
 			return err
 		}
 		defer closeWorker()
-		w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
-		w.SlackLimit = relay.NewSlackLimiter(rdb)
-		w.Schedules = &relay.ScheduleLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
-		w.Reminders = &relay.Reminders{BeforeOpen: cfg.Reminders.BeforeOpen.Std(), BeforeClose: cfg.Reminders.BeforeClose.Std(), Inspector: inspector}
-		if cfg.Slack.Token != "" {
-			w.Board = &relay.DigestBoard{Redis: rdb, Location: cfg.Location()}
-		}
 		settings := relay.WorkerSettings{
 			Concurrency:     cfg.Worker.Concurrency,
 			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
@@ -179,7 +173,8 @@ func credentials(cfg config.Config, embedded bool, stdout io.Writer) (relay.Cred
 	return c, nil
 }
 
-func newWorker(cfg config.Config, queue relay.Enqueuer, opts tasks.Options, log *slog.Logger, mets *relay.Metrics, stdout io.Writer) (*relay.Worker, func(), error) {
+func newWorker(cfg config.Config, rdb redis.UniversalClient, queue relay.Enqueuer, inspector *asynq.Inspector,
+	opts tasks.Options, log *slog.Logger, mets *relay.Metrics, stdout io.Writer) (*relay.Worker, func(), error) {
 	tmpl, err := templates.Load(cfg.TemplatesDir)
 	if err != nil {
 		return nil, nil, err
@@ -206,8 +201,17 @@ func newWorker(cfg config.Config, queue relay.Enqueuer, opts tasks.Options, log 
 		// Names the destination without its secret: the webhook URL is one.
 		SlackDestination: "webhook-" + tasks.Digest(cfg.Slack.WebhookURL, cfg.Slack.Channel)[:12],
 		DigestList:       cfg.Slack.Digest.List,
-		Log:              log,
-		Metrics:          mets,
+		SlackLimit:       relay.NewSlackLimiter(rdb),
+		Sent:             relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)},
+		Schedules:        &relay.ScheduleLog{Redis: rdb, TTL: time.Duration(cfg.Retention)},
+		Reminders: &relay.Reminders{
+			BeforeOpen: cfg.Reminders.BeforeOpen.Std(), BeforeClose: cfg.Reminders.BeforeClose.Std(), Inspector: inspector,
+		},
+		Log:     log,
+		Metrics: mets,
+	}
+	if cfg.Slack.Token != "" {
+		w.Board = &relay.DigestBoard{Redis: rdb, Location: cfg.Location()}
 	}
 	return w, func() { _ = mailer.Close() }, nil
 }
