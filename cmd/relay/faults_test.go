@@ -269,6 +269,7 @@ func waitDigested(t *testing.T, slack *relaytest.Slack, n int, timeout time.Dura
 }
 
 func TestWorkerKilledMidBurstLosesNothing(t *testing.T) {
+	t.Parallel() // waits a minute or two for asynq's lease recovery
 	f := newFixture(t, relaytest.StartRedis(t))
 	// A slower SMTP server widens the window in which the kill lands
 	// mid-delivery.
@@ -297,6 +298,7 @@ func TestWorkerKilledMidBurstLosesNothing(t *testing.T) {
 }
 
 func TestRedisStoppedDuringBurstLosesNothingAnswered2xx(t *testing.T) {
+	t.Parallel() // may wait a minute or two for asynq's lease recovery
 	f := newFixture(t, relaytest.StartPersistentRedis(t))
 	p := start(t, f.env, "run")
 	accepted := postAll(t, p.base, 0, 100)
