@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/exam-relay/relay/relay/relaytest"
+	"github.com/exam-relay/relay/tasks"
 )
 
 func reminderRegistration(opens time.Time) []byte {
@@ -82,5 +85,24 @@ func TestNewDatesMoveTheReminderAndSaySo(t *testing.T) {
 		if strings.Contains(c.Text, "Its dates have changed") && !strings.Contains(c.Calendar, "SEQUENCE:1") {
 			t.Errorf("the new calendar event does not supersede the old:\n%s", c.Calendar)
 		}
+	}
+}
+
+func TestReminderTooLateIsArchivedNotSent(t *testing.T) {
+	h := newHarness(t, withReminders(time.Hour))
+	reg := decode(t, reminderRegistration(time.Now().Add(-time.Minute)))
+	// As if the worker had been down from the reminder's time until after
+	// the exam opened.
+	rem := tasks.Reminder{Registration: reg, Event: tasks.BeforeOpen, Before: time.Hour, At: time.Now().Add(-time.Hour)}
+	task, err := tasks.NewReminderTask(rem, tasks.Options{MaxRetry: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asynq.NewClientFromRedisClient(h.redis.Client()).Enqueue(task); err != nil {
+		t.Fatal(err)
+	}
+	info := h.waitForTask(tasks.QueueEmail, tasks.ReminderTaskID(reg, tasks.BeforeOpen, time.Hour), asynq.TaskStateArchived, 10*time.Second)
+	if !strings.Contains(info.LastErr, "too late") || h.smtp.Count() != 0 {
+		t.Errorf("archived with %q; %d emails", info.LastErr, h.smtp.Count())
 	}
 }
