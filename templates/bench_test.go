@@ -1,0 +1,46 @@
+package templates
+
+import (
+	"testing"
+	"time"
+)
+
+func BenchmarkConfirmation(b *testing.B) {
+	s, err := Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := NewData(sampleRegistrations()[0], time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Confirmation(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStaffAlert(b *testing.B) {
+	s, _ := Load("")
+	d := NewData(sampleRegistrations()[0], time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.StaffAlert(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStaffDigest500(b *testing.B) {
+	s, _ := Load("")
+	d := NewData(sampleRegistrations()[0], time.UTC)
+	digest := Digest{Exam: d.Exam, Groups: []string{d.Group.Name}, Count: 500, More: 475}
+	for range 25 {
+		digest.Students = append(digest.Students, d.Student)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.StaffDigest(digest); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
