@@ -21,7 +21,7 @@ func BenchmarkConfirmationMessage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	set, err := templates.Load("")
+	set, err := templates.Load(templates.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func FuzzConfirmationMessage(f *testing.F) {
 	f.Add("Amara Okafor", "Pharmacology")
 	f.Add("Eve\r\nBcc: victim@example.com", "Exam\nCc: x@example.com")
 	f.Add(`"a" <b@example.com>, c@example.com`, "=?utf-8?b?QmNjOg==?=")
-	set, err := templates.Load("")
+	set, err := templates.Load(templates.Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

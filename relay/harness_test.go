@@ -104,7 +104,7 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	h.metrics = NewMetrics()
 	opts := tasks.Options{Retention: time.Hour, MaxRetry: 3}
 
-	tmpl, err := templates.Load("")
+	tmpl, err := templates.Load(templates.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func testMessage(t *testing.T, i int) *mail.Msg {
 	t.Helper()
 	reg := decode(t, example(t, "registration.json"))
 	reg.User.ID = reg.User.ID + string(rune('a'+i%26))
-	tmpl, err := templates.Load("")
+	tmpl, err := templates.Load(templates.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

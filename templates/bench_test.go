@@ -6,7 +6,7 @@ import (
 )
 
 func BenchmarkConfirmation(b *testing.B) {
-	s, err := Load("")
+	s, err := Load(Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -20,7 +20,7 @@ func BenchmarkConfirmation(b *testing.B) {
 }
 
 func BenchmarkStaffAlert(b *testing.B) {
-	s, _ := Load("")
+	s, _ := Load(Options{})
 	d := NewData(sampleRegistrations()[0], time.UTC)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -31,7 +31,7 @@ func BenchmarkStaffAlert(b *testing.B) {
 }
 
 func BenchmarkStaffDigest500(b *testing.B) {
-	s, _ := Load("")
+	s, _ := Load(Options{})
 	d := NewData(sampleRegistrations()[0], time.UTC)
 	digest := Digest{Exam: d.Exam, Groups: []string{d.Group.Name}, Count: 500, More: 475}
 	for range 25 {

@@ -7,25 +7,50 @@ import (
 	"time"
 )
 
-// funcs are available in every template.
-var funcs = map[string]any{
-	// date: "Monday 7 December 2026, 09:00 GMT".
-	"date": func(t time.Time) string { return t.Format("Monday 2 January 2006, 15:04 MST") },
-	// day: "Monday 7 December 2026"; clock: "09:00 GMT".
-	"day":   func(t time.Time) string { return t.Format("Monday 2 January 2006") },
-	"clock": func(t time.Time) string { return t.Format("15:04 MST") },
-	"join":  strings.Join,
-	// duration: "1 hour", "2 days", "1 hour 30 minutes", to the minute.
-	"duration": humanDuration,
-	// attr reads a custom attribute, "" when absent, so a template can
-	// use one that only some students have.
-	"attr": func(s Student, name string) string {
-		v, ok := s.Attributes[name]
-		if !ok || v == nil {
-			return ""
-		}
-		return fmt.Sprint(v)
-	},
+// funcsFor are the functions every template may call, writing in lang;
+// now is the clock of relative (nil: time.Now). templates/README.md
+// documents each.
+func funcsFor(lang Language, now func() time.Time) map[string]any {
+	if now == nil {
+		now = time.Now
+	}
+	return map[string]any{
+		"date":     lang.Date,
+		"day":      lang.Day,
+		"clock":    lang.Clock,
+		"duration": lang.Duration,
+		"relative": func(t time.Time) string { return lang.Relative(t, now()) },
+		"join":     strings.Join,
+		// attr reads a custom attribute, "" when absent, so a template can
+		// use one that only some students have.
+		"attr": func(s Student, name string) string {
+			v, ok := s.Attributes[name]
+			if !ok || v == nil {
+				return ""
+			}
+			return fmt.Sprint(v)
+		},
+		"withQuery": withQuery,
+	}
+}
+
+// withQuery adds key, value pairs to the query of an http(s) URL, such as
+// tracking parameters for the exam link; any other URL comes back "" so a
+// template's {{with}} drops the link.
+func withQuery(rawURL string, pairs ...string) (string, error) {
+	if len(pairs)%2 != 0 {
+		return "", fmt.Errorf("withQuery: want key, value pairs, have %d values", len(pairs))
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", nil
+	}
+	q := u.Query()
+	for i := 0; i < len(pairs); i += 2 {
+		q.Set(pairs[i], pairs[i+1])
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // slackFuncs are added for the Slack templates.
@@ -44,29 +69,4 @@ var slackFuncs = map[string]any{
 		href := strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C").Replace(u.String())
 		return "<" + href + "|" + label + ">"
 	},
-}
-
-func humanDuration(d time.Duration) string {
-	d = d.Round(time.Minute)
-	if d < time.Minute {
-		return "less than a minute"
-	}
-	plural := func(n int, unit string) string {
-		if n == 1 {
-			return "1 " + unit
-		}
-		return fmt.Sprintf("%d %ss", n, unit)
-	}
-	days, hours, minutes := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
-	var parts []string
-	if days > 0 {
-		parts = append(parts, plural(days, "day"))
-	}
-	if hours > 0 {
-		parts = append(parts, plural(hours, "hour"))
-	}
-	if minutes > 0 && days == 0 {
-		parts = append(parts, plural(minutes, "minute"))
-	}
-	return strings.Join(parts, " ")
 }

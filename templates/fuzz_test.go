@@ -12,7 +12,7 @@ func FuzzRender(f *testing.F) {
 	f.Add("Amara Okafor", "Year 2 Pharmacology", "MBBS Cohort", "https://med.example.edu/x")
 	f.Add("<!channel>", "<@U123|boss>", "<https://evil.example|click>", "https://a.example/?a=<b>&c=|d")
 	f.Add("{{.Student.Email}}", "Line\nBreak", "&amp;", "")
-	set, err := Load("")
+	set, err := Load(Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -18,7 +18,9 @@ import (
 	"time"
 )
 
-//go:embed *.tmpl
+// The English defaults are at the top; other languages in a folder each.
+//
+//go:embed *.tmpl fr/*.tmpl
 var defaults embed.FS
 
 // The template files, by the names a school's override uses.
@@ -43,8 +45,22 @@ type Set struct {
 	html                          *htmltemplate.Template
 	reminderSubject, reminderText *texttemplate.Template
 	reminderHTML                  *htmltemplate.Template
-	// Source says where each file came from, for `relay check`.
-	Source map[string]string
+	// Source says where each file came from, for `relay check`: a path,
+	// or "default" and the language of the default.
+	Source   map[string]string
+	Language Language
+}
+
+// Options say what a Set is made of.
+type Options struct {
+	// Dirs are override folders, the most specific first: each file comes
+	// from the first folder that has it, else from the defaults.
+	Dirs []string
+	// Language writes the dates and picks the defaults: its own when the
+	// relay ships them (en, fr), else English. Zero means English.
+	Language Language
+	// Now is the clock of the relative function; nil means time.Now.
+	Now func() time.Time
 }
 
 // Email is a rendered confirmation.
@@ -55,23 +71,29 @@ type Email struct {
 }
 
 // Load parses the defaults, each replaced by the file of the same name in
-// dir when dir is not empty and has one.
-func Load(dir string) (*Set, error) {
-	s := &Set{Source: map[string]string{}}
+// the first of o.Dirs that has one.
+func Load(o Options) (*Set, error) {
+	o.Language = o.Language.orEnglish()
+	s := &Set{Source: map[string]string{}, Language: o.Language}
 	files := map[string][]byte{}
 	for _, name := range Names {
-		b, err := defaults.ReadFile(name)
+		b, source, err := defaultFile(o.Language, name)
 		if err != nil {
 			return nil, err
 		}
 		files[name] = b
-		s.Source[name] = "default"
+		s.Source[name] = source
 	}
-	if dir != "" {
-		if err := override(dir, files, s.Source); err != nil {
+	// The least specific first, so that the more specific replace it.
+	for i := len(o.Dirs) - 1; i >= 0; i-- {
+		if o.Dirs[i] == "" {
+			continue
+		}
+		if err := override(o.Dirs[i], files, s.Source); err != nil {
 			return nil, err
 		}
 	}
+	funcs := funcsFor(o.Language, o.Now)
 
 	var errs []error
 	parseText := func(name string, extra map[string]any) *texttemplate.Template {
@@ -100,6 +122,33 @@ func Load(dir string) (*Set, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// defaultFile is the language's own default when the relay ships one,
+// else the English.
+func defaultFile(lang Language, name string) ([]byte, string, error) {
+	if base := lang.Base(); base != "en" {
+		if b, err := defaults.ReadFile(base + "/" + name); err == nil {
+			return b, "default (" + base + ")", nil
+		}
+	}
+	b, err := defaults.ReadFile(name)
+	return b, "default (en)", err
+}
+
+// Untranslated lists the files that are English defaults in a Set of
+// another language: the wording will be English around dates that are not.
+func (s *Set) Untranslated() []string {
+	if s.Language.Base() == "en" {
+		return nil
+	}
+	var names []string
+	for _, name := range Names {
+		if s.Source[name] == "default (en)" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func override(dir string, files map[string][]byte, source map[string]string) error {
@@ -185,7 +234,7 @@ func (s *Set) StaffDigest(d Digest) (string, error) {
 func (s *Set) execError(err error) error {
 	var execErr texttemplate.ExecError
 	if errors.As(err, &execErr) {
-		if src := s.Source[execErr.Name]; src != "default" && src != "" {
+		if src := s.Source[execErr.Name]; !strings.HasPrefix(src, "default") && src != "" {
 			return fmt.Errorf("%s: %w", src, err)
 		}
 	}
@@ -218,15 +267,16 @@ func (s *Set) Check() error {
 	return errors.Join(errs...)
 }
 
-// Export writes the default templates into dir, for a school to edit and
-// then use with RELAY_TEMPLATES_DIR. It never overwrites an edited file.
-func Export(dir string) ([]string, error) {
+// Export writes the default templates of lang into dir, for a school to
+// edit and then use with RELAY_TEMPLATES_DIR. It never overwrites an
+// edited file.
+func Export(dir string, lang Language) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var written []string
 	for _, name := range Names {
-		b, err := defaults.ReadFile(name)
+		b, _, err := defaultFile(lang, name)
 		if err != nil {
 			return written, err
 		}
