@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// child is a process the harness started: redis-server, relay serve or
+// relay work.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // once done is closed
+}
+
+func startChild(name, dir string, env []string, bin string, args ...string) (*child, error) {
+	logFile, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child has its own copy
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// peakRSS is the process's high-water resident set (VmHWM) in bytes.
+func (c *child) peakRSS() (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// stop asks the process to finish (SIGTERM) and kills it if it takes
+// longer than grace.
+func (c *child) stop(grace time.Duration) error {
+	select {
+	case <-c.done:
+		return fmt.Errorf("%s had already exited: %v", c.name, c.err)
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(grace):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+		return fmt.Errorf("%s did not stop within %v", c.name, grace)
+	}
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitHTTP waits until the child answers GET url with 200.
+func (c *child) waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if c.exited() {
+			return fmt.Errorf("%s exited: %v (see its log)", c.name, c.err)
+		}
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer %s within %v", c.name, url, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// startRedis runs a private redis-server on a free port. Without aof it
+// keeps nothing on disk; with it, it runs as production should.
+func startRedis(ctx context.Context, dir string, aof bool) (*child, string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, "", errors.New("redis-server not found: apt-get install -y redis-server")
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	args := []string{
+		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir,
+		"--maxmemory-policy", "noeviction", "--appendonly", "no",
+	}
+	if aof {
+		args = append(args[:len(args)-1], "yes", "--appendfsync", "everysec")
+	}
+	c, err := startChild("redis", dir, os.Environ(), bin, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer rdb.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if rdb.Ping(ctx).Err() == nil {
+			return c, addr, nil
+		}
+		if c.exited() || time.Now().After(deadline) {
+			_ = c.stop(time.Second)
+			return nil, "", fmt.Errorf("redis-server on %s did not start (see redis.log)", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePort asks the kernel for a port nobody listens on. Another process
+// could take it before the child does; on a benchmark machine none will.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// buildRelay builds ./cmd/relay into dir, as users build it.
+func buildRelay(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "relay")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/exam-relay/relay/cmd/relay")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/relay: %v\n%s", err, out)
+	}
+	return bin, nil
+}
