@@ -11,11 +11,15 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/exam-relay/relay/templates"
 )
 
 // Config is everything the relay can be told. The zero value is not useful:
@@ -31,8 +35,15 @@ type Config struct {
 	Slack    Slack   `yaml:"slack"`
 	// TimeZone is the IANA zone dates are shown in when nothing more
 	// specific applies.
-	TimeZone     string `yaml:"timezone"`
+	TimeZone string `yaml:"timezone"`
+	// TimeZoneAttribute names the custom attribute that holds a student's
+	// own zone, which wins over the route's when it is a valid IANA name.
+	TimeZoneAttribute string `yaml:"timezone_attribute"`
+	// Language writes dates and picks the default templates.
+	Language     string `yaml:"language"`
 	TemplatesDir string `yaml:"templates_dir"`
+	// Routes send some registrations elsewhere; see Route.
+	Routes []Route `yaml:"routes"`
 	// Retention is how long a delivered registration is remembered, and so
 	// how long a repeated delivery of it is recognised and sends nothing.
 	Retention Duration  `yaml:"retention"`
@@ -146,9 +157,11 @@ func Default() Config {
 			// keeps a lone registration's alert within about 10 s.
 			Grace: Duration(5 * time.Second), MaxDelay: Duration(time.Minute), MaxSize: 500, List: 25,
 		}},
-		TimeZone:  "UTC",
-		Retention: Duration(7 * 24 * time.Hour),
-		Spool:     Spool{Dir: "spool", Max: 100_000},
+		TimeZone:          "UTC",
+		TimeZoneAttribute: "timezone",
+		Language:          "en",
+		Retention:         Duration(7 * 24 * time.Hour),
+		Spool:             Spool{Dir: "spool", Max: 100_000},
 		Worker: Worker{
 			Concurrency: 10,
 			MaxRetry:    20,
@@ -176,7 +189,12 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(b))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return cfg, fmt.Errorf("config %s: %w", path, err)
+			return cfg, fmt.Errorf("config %s: %w", path, withValidKeys(err))
+		}
+		for i, line := range routeLines(b) {
+			if i < len(cfg.Routes) {
+				cfg.Routes[i].line = line
+			}
 		}
 	}
 	for _, s := range Settings {
@@ -203,6 +221,15 @@ func (c Config) Validate() error {
 	if _, err := time.LoadLocation(c.TimeZone); err != nil || c.TimeZone == "" {
 		errs = append(errs, fmt.Errorf("RELAY_TIMEZONE (timezone): %q is not an IANA time zone such as UTC or Europe/London", c.TimeZone))
 	}
+	if _, err := templates.ParseLanguage(c.Language); err != nil {
+		errs = append(errs, fmt.Errorf("RELAY_LANGUAGE (language): %w", err))
+	}
+	if c.TemplatesDir != "" {
+		if err := isDir(c.TemplatesDir); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_TEMPLATES_DIR (templates_dir): %w", err))
+		}
+	}
+	errs = append(errs, c.validateRoutes()...)
 	if _, err := c.Webhook.SigningKeys(); err != nil {
 		errs = append(errs, err)
 	}
@@ -301,6 +328,48 @@ func (c Config) Location() *time.Location {
 		return time.UTC
 	}
 	return loc
+}
+
+func isDir(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("%q: no such folder", path)
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%q is a file; want the folder of .tmpl files", path)
+	}
+	return nil
+}
+
+// yamlTypes are the types a config file is read into, by the name the
+// YAML decoder's errors give them.
+var yamlTypes = map[string]any{
+	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "Email": Email{},
+	"Slack": Slack{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
+	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{},
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type config\.(\w+)`)
+
+// withValidKeys adds to "field X not found" the keys that would be valid
+// there, which is what the person editing the file needs next.
+func withValidKeys(err error) error {
+	msg := unknownField.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := unknownField.FindStringSubmatch(m)
+		v, ok := yamlTypes[sub[2]]
+		if !ok {
+			return m
+		}
+		var keys []string
+		t := reflect.TypeOf(v)
+		for i := range t.NumField() {
+			if key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); key != "" && key != "-" {
+				keys = append(keys, key)
+			}
+		}
+		return fmt.Sprintf("unknown key %q (valid here: %s)", sub[1], strings.Join(keys, ", "))
+	})
+	return errors.New(msg)
 }
 
 func httpURL(s string) error {

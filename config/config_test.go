@@ -156,3 +156,112 @@ func TestDurationsReadBackWhatTheyPrint(t *testing.T) {
 		t.Errorf("1h prints %q", s)
 	}
 }
+
+func TestRoutesLoadAndMatch(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, `
+language: en
+routes:
+  - name: law-fr
+    match:
+      portal: portal_fr_law
+      exam_name: ["Droit *", "/^Examen (final|partiel)$/"]
+    language: fr
+    timezone: Europe/Paris
+    from: "Faculté de droit <droit@example.fr>"
+    templates: `+dir+`
+  - name: practice
+    match:
+      exam_name: "practice*"
+      attributes: {cohort: "2026*"}
+    email: false
+    slack: {mode: digest, webhook_url: "https://hooks.slack.com/services/T/B/x"}
+`)
+	cfg, err := Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 2 || cfg.Routes[0].Language != "fr" || cfg.Routes[1].EmailOn() || !cfg.Routes[0].EmailOn() {
+		t.Fatalf("routes = %+v", cfg.Routes)
+	}
+	law := cfg.Routes[0].Match
+	if _, ok := law.ExamName.Match("droit CIVIL 2"); !ok {
+		t.Error(`"Droit *" does not match "droit CIVIL 2"`)
+	}
+	if _, ok := law.ExamName.Match("Examen final"); !ok {
+		t.Error("the regular expression does not match")
+	}
+	if _, ok := law.ExamName.Match("Examen finale"); ok {
+		t.Error("the regular expression is not anchored as written")
+	}
+	if _, ok := cfg.Routes[1].Match.Attributes["cohort"].Match("2026-A"); !ok {
+		t.Error("attribute glob does not match")
+	}
+}
+
+func TestRouteErrorsNameFileLineKeyAndWhatIsValid(t *testing.T) {
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown key": {`
+routes:
+  - name: a
+    match: {portal: p, exam: x}
+`, `line 4: unknown key "exam" (valid here: portal, exam_id, exam_name, group, attributes)`},
+		"bad regex": {`
+routes:
+  - name: a
+    match: {exam_name: "/(unclosed/"}
+`, `line 4: "/(unclosed/" is not a valid regular expression`},
+		"bad zone": {`
+routes:
+  - name: a
+    match: {portal: p}
+    timezone: Europe/Pariss
+`, `line 3: routes[0] (a) timezone: "Europe/Pariss" is not an IANA time zone`},
+		"missing templates": {`
+routes:
+  - name: a
+    match: {portal: p}
+    templates: /nonexistent/templates
+`, `routes[0] (a) templates: "/nonexistent/templates": no such folder`},
+		"bad language": {`
+routes:
+  - name: a
+    match: {portal: p}
+    language: klingon
+`, `language: "klingon" is not a language the relay writes dates in (have de, en, es, fr, it, nl, pl, pt`},
+		"no condition": {`
+routes:
+  - name: a
+    email: false
+`, `routes[0] (a) match: no condition`},
+		"no name": {`
+routes:
+  - match: {portal: p}
+`, `routes[0]: name is required`},
+		"channel without token": {`
+routes:
+  - name: a
+    match: {portal: p}
+    slack: {channel: "#exams-ops"}
+`, `slack.channel: a channel needs the bot token`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := writeConfig(t, tc.yaml)
+			_, err := Load(path, noEnv)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Load = %v\nwant the file and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+var noEnv = env(nil)
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

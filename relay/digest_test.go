@@ -64,7 +64,7 @@ func TestBurstBecomesAHandfulOfDigestsThatCountEveryone(t *testing.T) {
 		t.Errorf("%d Slack posts for a burst over 3 exams, want a handful", len(posts))
 	}
 	for _, p := range posts {
-		if !strings.Contains(p.Text, "more") || !strings.Contains(p.Text, "Opens Monday 14 December 2026") {
+		if !strings.Contains(p.Text, "more") || !strings.Contains(p.Text, "Opens Monday, 14 December 2026") {
 			t.Errorf("digest lacks the list tail or the dates:\n%s", p.Text)
 		}
 	}

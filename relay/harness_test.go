@@ -18,7 +18,6 @@ import (
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/tasks"
-	"github.com/exam-relay/relay/templates"
 )
 
 const (
@@ -43,6 +42,15 @@ type harness struct {
 	bot     bool
 	// reminders before the exam opens, when set.
 	reminders []time.Duration
+	// configure changes the config the worker's routing is made from.
+	configure func(*config.Config)
+	worker    *Worker
+}
+
+// withConfig changes the config the routing is built from: routes,
+// languages, zones.
+func withConfig(configure func(*config.Config)) harnessOption {
+	return func(h *harness) { h.configure = configure }
 }
 
 func withReminders(beforeOpen ...time.Duration) harnessOption {
@@ -104,10 +112,6 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	h.metrics = NewMetrics()
 	opts := tasks.Options{Retention: time.Hour, MaxRetry: 3}
 
-	tmpl, err := templates.Load(templates.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	server, err := config.ParseSMTPURL(h.smtp.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -115,25 +119,39 @@ func newHarness(t *testing.T, options ...harnessOption) *harness {
 	pool := NewSMTPPool(server, 2)
 	t.Cleanup(func() { pool.Close() })
 	london, _ := time.LoadLocation("Europe/London")
-	w := &Worker{
-		Queue: queue, Options: opts, Templates: tmpl, Location: london,
-		Sender: Sender{From: "Exams Office <exams@example.edu>"},
-		Mailer: pool, Slack: SlackWebhook{URL: h.slack.WebhookURL(), Client: http.DefaultClient},
-		Log: log, Metrics: h.metrics, Sent: SentLog{Redis: rdb, TTL: time.Hour},
-		SlackMode: config.SlackEach, SlackDestination: "test", DigestList: 25, SlackLimit: NewSlackLimiter(rdb),
-		Schedules: &ScheduleLog{Redis: rdb, TTL: time.Hour},
-		Reminders: &Reminders{BeforeOpen: h.reminders, Inspector: h.inspect},
+	cfg := config.Default()
+	cfg.TimeZone = "Europe/London"
+	cfg.Email.From = "Exams Office <exams@example.edu>"
+	cfg.Slack.Mode = config.SlackEach
+	cfg.Slack.WebhookURL = h.slack.WebhookURL()
+	if h.bot {
+		cfg.Slack.WebhookURL, cfg.Slack.Token, cfg.Slack.Channel, cfg.Slack.APIURL = "", relaytest.SlackToken, "C0EXAMS", h.slack.APIURL()
 	}
+	if h.digest != nil {
+		cfg.Slack.Mode = config.SlackDigest
+	}
+	if h.configure != nil {
+		h.configure(&cfg)
+	}
+	routing, err := NewRouting(cfg, NewSlackFor(cfg.Slack.Token, cfg.Slack.APIURL, http.DefaultClient, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(routing)
+	w.Queue, w.Options, w.Mailer = queue, opts, pool
+	w.Log, w.Metrics, w.Sent = log, h.metrics, SentLog{Redis: rdb, TTL: time.Hour}
+	w.SlackLimit = NewSlackLimiter(rdb)
+	w.Schedules = &ScheduleLog{Redis: rdb, TTL: time.Hour}
+	w.Reminders = &Reminders{BeforeOpen: h.reminders, Inspector: h.inspect}
+	h.worker = w
 	settings := WorkerSettings{
 		Concurrency: 4, ShutdownTimeout: 5 * time.Second, RetrySchedule: config.Default().Worker.RetrySchedule.Std(),
+		Aggregator: asynq.GroupAggregatorFunc(w.Aggregate), Digest: DigestWindow{Grace: time.Second, MaxDelay: 10 * time.Second, MaxSize: 100},
 	}
 	if h.bot {
-		w.Slack = NewSlackBot(relaytest.SlackToken, "C0EXAMS", h.slack.APIURL(), http.DefaultClient)
 		w.Board = &DigestBoard{Redis: rdb, Location: london}
 	}
 	if h.digest != nil {
-		w.SlackMode = config.SlackDigest
-		settings.Aggregator = asynq.GroupAggregatorFunc(w.Aggregate)
 		settings.Digest = *h.digest
 	}
 	srv := asynq.NewServerFromRedisClient(rdb, ServerConfig(settings, log))

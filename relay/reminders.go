@@ -76,11 +76,13 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 		if !now.Before(rem.EventTime()) {
 			return permanent(fmt.Errorf("too late: the exam %ss at %s, before this reminder could be sent", rem.Event, rem.EventTime().UTC().Format(time.RFC3339)))
 		}
-		email, err := w.Templates.Reminder(templates.NewReminder(rem, w.Location, now))
+		routing := w.Routing()
+		route := routing.Match(reg)
+		email, err := route.Templates.Reminder(templates.NewReminder(rem, routing.Location(route, reg), now))
 		if err != nil {
 			return permanent(fmt.Errorf("render reminder: %w", err))
 		}
-		msg, err := newEmail(w.Sender, reg, email, fmt.Sprintf("%s.reminder-%s-%d", reg.ID(), rem.Event, int(rem.Before.Minutes())), false, now)
+		msg, err := newEmail(route.Sender, reg, email, fmt.Sprintf("%s.reminder-%s-%d", reg.ID(), rem.Event, int(rem.Before.Minutes())), false, now)
 		if err != nil {
 			return permanent(err)
 		}

@@ -99,6 +99,22 @@ func (s *SlackConsole) Post(_ context.Context, text string) error {
 	return err
 }
 
+// NewSlackFor makes clients as the config asks: an incoming webhook when
+// there is a URL, the bot token's client for a channel, else console.
+func NewSlackFor(token, apiURL string, client *http.Client, console io.Writer) SlackFor {
+	printer := &SlackConsole{W: console}
+	return func(webhookURL, channel string) Slack {
+		switch {
+		case webhookURL != "":
+			return SlackWebhook{URL: webhookURL, Client: client}
+		case token != "":
+			return NewSlackBot(token, channel, apiURL, client)
+		default:
+			return printer
+		}
+	}
+}
+
 // sectionLimit is Slack's limit on a section's text.
 const sectionLimit = 3000
 

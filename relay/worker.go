@@ -6,33 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/tasks"
-	"github.com/exam-relay/relay/templates"
 )
 
 // Worker handles the queue's tasks: it fans a registration out into one
 // task per channel, so that one channel's failure never repeats the other,
 // and delivers each.
 type Worker struct {
-	Queue     Enqueuer
-	Options   tasks.Options
-	Templates *templates.Set
-	Location  *time.Location
-	Sender    Sender
-	Mailer    Mailer
-	Slack     Slack
-	// SlackMode is config.SlackDigest, SlackEach or SlackOff.
-	SlackMode string
-	// SlackDestination names where Slack messages go, without secrets:
-	// it keys digest groups and the rate limit.
-	SlackDestination string
-	// DigestList is how many students a digest names.
-	DigestList int
+	Queue   Enqueuer
+	Options tasks.Options
+	Mailer  Mailer
 	// SlackLimit keeps posts to one destination under Slack's limit,
 	// across all workers; nil means no limit of our own.
 	SlackLimit *SlackLimiter
@@ -48,7 +37,23 @@ type Worker struct {
 	Metrics   *Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	routing atomic.Pointer[Routing]
 }
+
+// NewWorker is a Worker with nothing but its routing set.
+func NewWorker(r *Routing) *Worker {
+	w := &Worker{}
+	w.SetRouting(r)
+	return w
+}
+
+// SetRouting replaces the routes, templates and Slack destinations at
+// once: tasks that start after it see only the new ones.
+func (w *Worker) SetRouting(r *Routing) { w.routing.Store(r) }
+
+// Routing is the routing in use.
+func (w *Worker) Routing() *Routing { return w.routing.Load() }
 
 // Mux routes each task type to its handler.
 func (w *Worker) Mux() *asynq.ServeMux {
@@ -84,12 +89,16 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("schedule log: %w", err)
 		}
 	}
-	email, err := tasks.NewEmailTask(reg, w.Options)
-	if err != nil {
-		return archive(err)
+	route := w.Routing().Match(reg)
+	var next []*asynq.Task
+	if route.Email {
+		email, err := tasks.NewEmailTask(reg, w.Options)
+		if err != nil {
+			return archive(err)
+		}
+		next = append(next, email)
 	}
-	next := []*asynq.Task{email}
-	switch w.SlackMode {
+	switch route.SlackMode {
 	case config.SlackEach:
 		slack, err := tasks.NewSlackTask(reg, w.Options)
 		if err != nil {
@@ -97,7 +106,7 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 		}
 		next = append(next, slack)
 	case config.SlackDigest:
-		item, err := tasks.NewDigestItemTask(reg, w.SlackDestination, w.now(), w.Options)
+		item, err := tasks.NewDigestItemTask(reg, route.SlackDestination, w.now(), w.Options)
 		if err != nil {
 			return archive(err)
 		}
@@ -109,7 +118,7 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 			return fmt.Errorf("enqueue %s: %w", task.Type(), err)
 		}
 	}
-	if w.Reminders.enabled() {
+	if route.Email && w.Reminders.enabled() {
 		return w.scheduleReminders(ctx, reg)
 	}
 	return nil
@@ -120,13 +129,18 @@ func (w *Worker) deliverEmail(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return archive(err)
 	}
+	if problem := ScheduleProblem(reg); problem != "" {
+		w.Log.Warn(problem, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
+	}
 	return w.deliver(ctx, "email", reg, taskID(ctx), func() error {
-		email, err := w.Templates.Confirmation(templates.NewData(reg, w.Location))
+		routing := w.Routing()
+		route := routing.Match(reg)
+		email, err := route.Templates.Confirmation(routing.Data(route, reg))
 		if err != nil {
 			// Fix the template, then re-run the archived task.
 			return permanent(fmt.Errorf("render email: %w", err))
 		}
-		msg, err := newConfirmation(w.Sender, reg, email, w.now())
+		msg, err := newConfirmation(route.Sender, reg, email, w.now())
 		if err != nil {
 			return permanent(err)
 		}
@@ -140,11 +154,13 @@ func (w *Worker) deliverSlack(ctx context.Context, t *asynq.Task) error {
 		return archive(err)
 	}
 	return w.deliver(ctx, "slack", reg, taskID(ctx), func() error {
-		text, err := w.Templates.StaffAlert(templates.NewData(reg, w.Location))
+		routing := w.Routing()
+		route := routing.Match(reg)
+		text, err := route.Templates.StaffAlert(routing.Data(route, reg))
 		if err != nil {
 			return permanent(fmt.Errorf("render slack alert: %w", err))
 		}
-		return w.postSlack(ctx, text)
+		return w.postSlack(ctx, route.SlackDestination, route.Slack, text)
 	})
 }
 
@@ -158,20 +174,30 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 	}
 	first := batch.Items[0].Registration
 	return w.deliver(ctx, "slack", first, taskID(ctx), func() error {
+		routing := w.Routing()
+		route := routing.Match(first)
+		// The destination the items were gathered for, unless a reload
+		// has since removed it.
+		destination, slack := batch.Items[0].Destination, route.Slack
+		if s, ok := routing.Destination(destination); ok {
+			slack = s
+		} else {
+			destination = route.SlackDestination
+		}
 		render := func(b tasks.DigestBatch) (string, error) {
-			text, err := w.Templates.StaffDigest(w.digest(b))
+			text, err := route.Templates.StaffDigest(routing.Digest(route, b))
 			if err != nil {
 				return "", permanent(fmt.Errorf("render slack digest: %w", err))
 			}
 			return text, nil
 		}
 		var err error
-		if messages, ok := w.Slack.(SlackMessages); ok && w.Board != nil {
-			err = w.Board.post(ctx, messages, w.SlackDestination, batch, render, func(call func() error) error { return w.callSlack(ctx, call) })
+		if messages, ok := slack.(SlackMessages); ok && w.Board != nil {
+			err = w.Board.post(ctx, messages, destination, batch, render, func(call func() error) error { return w.callSlack(ctx, destination, call) })
 		} else {
 			var text string
 			if text, err = render(batch); err == nil {
-				err = w.postSlack(ctx, text)
+				err = w.postSlack(ctx, destination, slack, text)
 			}
 		}
 		if err != nil {
@@ -189,42 +215,23 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 	})
 }
 
-// digest is what the digest template sees: the exam, every user group,
-// how many, and the first DigestList students (the batch is sorted).
-func (w *Worker) digest(b tasks.DigestBatch) templates.Digest {
-	first := templates.NewData(b.Items[0].Registration, w.Location)
-	d := templates.Digest{Exam: first.Exam, Count: len(b.Items), Zone: first.Zone}
-	seen := map[string]bool{}
-	for i, item := range b.Items {
-		if g := item.Registration.UserGroup.Name; g != "" && !seen[g] {
-			seen[g] = true
-			d.Groups = append(d.Groups, g)
-		}
-		if i < w.DigestList {
-			d.Students = append(d.Students, templates.NewData(item.Registration, w.Location).Student)
-		}
-	}
-	d.More = d.Count - len(d.Students)
-	return d
-}
-
 // postSlack posts text within our own rate limit for the destination.
-func (w *Worker) postSlack(ctx context.Context, text string) error {
-	return w.callSlack(ctx, func() error { return w.Slack.Post(ctx, text) })
+func (w *Worker) postSlack(ctx context.Context, destination string, slack Slack, text string) error {
+	return w.callSlack(ctx, destination, func() error { return slack.Post(ctx, text) })
 }
 
 // callSlack makes one Slack call in turn with every worker posting to the
 // destination, and makes Slack's 429 hold them all, not only this task.
-func (w *Worker) callSlack(ctx context.Context, call func() error) error {
+func (w *Worker) callSlack(ctx context.Context, destination string, call func() error) error {
 	if w.SlackLimit == nil {
 		return call()
 	}
-	if err := w.SlackLimit.Wait(ctx, w.SlackDestination); err != nil {
+	if err := w.SlackLimit.Wait(ctx, destination); err != nil {
 		return err
 	}
 	err := call()
 	if d := retryAfterOf(err); d > 0 {
-		w.SlackLimit.Block(ctx, w.SlackDestination, d)
+		w.SlackLimit.Block(ctx, destination, d)
 	}
 	return err
 }

@@ -28,8 +28,8 @@ func TestRegistrationBecomesOneEmailAndOneSlackMessage(t *testing.T) {
 	if e.Subject != "You are registered for Organic Chemistry II — Final" {
 		t.Errorf("subject %q", e.Subject)
 	}
-	// Europe/London is on GMT in December.
-	for _, want := range []string{"Monday 14 December 2026, 09:00 GMT", "Monday 14 December 2026, 11:30 GMT", "https://exams.example.edu/exams/exm_7Hq2Lm"} {
+	// The student's timezone attribute says Europe/Berlin, on CET in December.
+	for _, want := range []string{"Monday, 14 December 2026, 10:00 CET", "Monday, 14 December 2026, 12:30 CET", "https://exams.example.edu/exams/exm_7Hq2Lm"} {
 		if !strings.Contains(e.Text, want) || !strings.Contains(e.HTML, want) {
 			t.Errorf("text or HTML lacks %q:\n%s\n%s", want, e.Text, e.HTML)
 		}

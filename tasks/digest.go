@@ -20,6 +20,8 @@ const (
 // DigestItem is one registration waiting in its exam's group.
 type DigestItem struct {
 	Registration Registration `json:"registration"`
+	// Destination is the Slack destination the item was gathered for.
+	Destination string `json:"destination,omitempty"`
 	// ReceivedAt is when the relay took it, for the time-to-post metric.
 	ReceivedAt time.Time `json:"receivedAt"`
 }
@@ -42,7 +44,7 @@ func DigestGroup(destination string, r Registration) string {
 
 // NewDigestItemTask adds r to its exam's digest for destination.
 func NewDigestItemTask(r Registration, destination string, receivedAt time.Time, o Options) (*asynq.Task, error) {
-	payload, err := json.Marshal(DigestItem{Registration: r, ReceivedAt: receivedAt})
+	payload, err := json.Marshal(DigestItem{Registration: r, Destination: destination, ReceivedAt: receivedAt})
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigestItem, err)
 	}

@@ -131,7 +131,7 @@ type words struct {
 	minute, hour, day [3]string
 	// relative forms, where the grammar changes after "in" (German dative,
 	// Polish accusative); empty means the same as above.
-	relMinute, relHour, relDay [3]string
+	relMinute, relHour, relDay   [3]string
 	in, ago, now, lessThanMinute string
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -39,11 +40,13 @@ func check(ctx context.Context, configPath string, getenv func(string) string, s
 		fmt.Fprintf(stdout, "ok    %s\n", what)
 	}
 
-	tmpl, err := templates.Load(cfg.TemplatesDir)
-	if err == nil {
-		err = tmpl.Check()
+	// Building the routing parses every route's templates and executes
+	// them against sample registrations.
+	routing, err := relay.NewRouting(cfg, nil)
+	report("templates of every route", err)
+	if routing != nil {
+		printRoutes(stdout, routing)
 	}
-	report("templates", err)
 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -71,6 +74,51 @@ func check(ctx context.Context, configPath string, getenv func(string) string, s
 		fmt.Fprintln(stdout, "note  slack: not set; staff messages would be printed")
 	}
 	return errors.Join(problems...)
+}
+
+// printRoutes shows what each route does, and warns where wording stays
+// English around dates in another language.
+func printRoutes(stdout io.Writer, routing *relay.Routing) {
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nROUTE\tMATCH\tEMAIL\tLANGUAGE\tZONE\tFROM\tSLACK\tTEMPLATES")
+	for _, r := range routing.All() {
+		email := "on"
+		if !r.Email {
+			email = "off"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", r.Name, r.MatchSummary(), email, r.Templates.Language.Tag,
+			r.Location, r.Sender.From, r.SlackMode, r.SlackDestination, templateSources(r.Templates))
+	}
+	tw.Flush()
+	for _, r := range routing.All() {
+		if names := r.Templates.Untranslated(); len(names) > 0 {
+			fmt.Fprintf(stdout, "WARN  route %s: no default templates in %s; %s stay English (export them with relay templates export and translate)\n",
+				r.Name, r.Templates.Language.Tag, strings.Join(names, ", "))
+		}
+	}
+	fmt.Fprintln(stdout)
+}
+
+// templateSources says where a set's files come from: the defaults of a
+// language, and any folder that replaces some of them.
+func templateSources(set *templates.Set) string {
+	count := map[string]int{}
+	var order []string
+	for _, name := range templates.Names {
+		src := set.Source[name]
+		if !strings.HasPrefix(src, "default") {
+			src = filepath.Dir(src)
+		}
+		if count[src] == 0 {
+			order = append(order, src)
+		}
+		count[src]++
+	}
+	parts := make([]string, len(order))
+	for i, src := range order {
+		parts[i] = fmt.Sprintf("%s (%d)", src, count[src])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func pingRedis(ctx context.Context, url string) error {

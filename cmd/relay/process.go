@@ -10,7 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -20,7 +23,6 @@ import (
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/tasks"
-	"github.com/exam-relay/relay/templates"
 )
 
 // mode says which parts a command runs.
@@ -78,8 +80,10 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 	}
 
 	var worker *asynq.Server
+	var w *relay.Worker
 	if m.work {
-		w, closeWorker, err := newWorker(cfg, rdb, queue, inspector, opts, log, mets, stdout)
+		var closeWorker func()
+		w, closeWorker, err = newWorker(cfg, rdb, queue, inspector, opts, log, mets, stdout)
 		if err != nil {
 			return err
 		}
@@ -88,14 +92,13 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 			Concurrency:     cfg.Worker.Concurrency,
 			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
 			RetrySchedule:   cfg.Worker.RetrySchedule.Std(),
-		}
-		if cfg.Slack.Mode == config.SlackDigest {
-			settings.Aggregator = asynq.GroupAggregatorFunc(w.Aggregate)
-			settings.Digest = relay.DigestWindow{
+			// Always: a reload may turn digests on for a route.
+			Aggregator: asynq.GroupAggregatorFunc(w.Aggregate),
+			Digest: relay.DigestWindow{
 				Grace:    time.Duration(cfg.Slack.Digest.Grace),
 				MaxDelay: time.Duration(cfg.Slack.Digest.MaxDelay),
 				MaxSize:  cfg.Slack.Digest.MaxSize,
-			}
+			},
 		}
 		worker = asynq.NewServerFromRedisClient(rdb, relay.ServerConfig(settings, log))
 		if err := worker.Start(w.Mux()); err != nil {
@@ -105,6 +108,11 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		// and hands the rest back to the queue.
 		defer worker.Shutdown()
 	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, w, func() (config.Config, error) { return config.Load(configPath, getenv) }, log, stdout)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -175,12 +183,9 @@ func credentials(cfg config.Config, embedded bool, stdout io.Writer) (relay.Cred
 
 func newWorker(cfg config.Config, rdb redis.UniversalClient, queue relay.Enqueuer, inspector *asynq.Inspector,
 	opts tasks.Options, log *slog.Logger, mets *relay.Metrics, stdout io.Writer) (*relay.Worker, func(), error) {
-	tmpl, err := templates.Load(cfg.TemplatesDir)
+	routing, err := newRouting(cfg, log, stdout)
 	if err != nil {
 		return nil, nil, err
-	}
-	if err := tmpl.Check(); err != nil {
-		return nil, nil, fmt.Errorf("templates: %w", err)
 	}
 	mailer, err := newMailer(cfg)
 	if err != nil {
@@ -189,31 +194,61 @@ func newWorker(cfg config.Config, rdb redis.UniversalClient, queue relay.Enqueue
 	if cfg.SMTP.URL == "" {
 		fmt.Fprintf(stdout, "No RELAY_SMTP_URL set: emails are written to %s/ as .eml files\n", strings.TrimSuffix(cfg.SMTP.OutboxDir, "/"))
 	}
-	w := &relay.Worker{
-		Queue:     queue,
-		Options:   opts,
-		Templates: tmpl,
-		Location:  cfg.Location(),
-		Sender:    relay.Sender{From: cfg.Email.From, ReplyTo: cfg.Email.ReplyTo},
-		Mailer:    mailer,
-		Slack:     newSlack(cfg, stdout),
-		SlackMode: cfg.Slack.Mode,
-		// Names the destination without its secret: the webhook URL is one.
-		SlackDestination: "webhook-" + tasks.Digest(cfg.Slack.WebhookURL, cfg.Slack.Channel)[:12],
-		DigestList:       cfg.Slack.Digest.List,
-		SlackLimit:       relay.NewSlackLimiter(rdb),
-		Sent:             relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)},
-		Schedules:        &relay.ScheduleLog{Redis: rdb, TTL: time.Duration(cfg.Retention)},
-		Reminders: &relay.Reminders{
-			BeforeOpen: cfg.Reminders.BeforeOpen.Std(), BeforeClose: cfg.Reminders.BeforeClose.Std(), Inspector: inspector,
-		},
-		Log:     log,
-		Metrics: mets,
+	w := relay.NewWorker(routing)
+	w.Queue, w.Options, w.Mailer = queue, opts, mailer
+	w.SlackLimit = relay.NewSlackLimiter(rdb)
+	w.Sent = relay.SentLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
+	w.Schedules = &relay.ScheduleLog{Redis: rdb, TTL: time.Duration(cfg.Retention)}
+	w.Reminders = &relay.Reminders{
+		BeforeOpen: cfg.Reminders.BeforeOpen.Std(), BeforeClose: cfg.Reminders.BeforeClose.Std(), Inspector: inspector,
 	}
+	w.Log, w.Metrics = log, mets
 	if cfg.Slack.Token != "" {
 		w.Board = &relay.DigestBoard{Redis: rdb, Location: cfg.Location()}
 	}
 	return w, func() { _ = mailer.Close() }, nil
+}
+
+// newRouting resolves the routes of cfg, templates parsed and checked, and
+// warns of wording that stays English in a route of another language.
+func newRouting(cfg config.Config, log *slog.Logger, stdout io.Writer) (*relay.Routing, error) {
+	routing, err := relay.NewRouting(cfg, relay.NewSlackFor(cfg.Slack.Token, cfg.Slack.APIURL, &http.Client{Timeout: 30 * time.Second}, stdout))
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	for _, route := range routing.All() {
+		if names := route.Templates.Untranslated(); len(names) > 0 {
+			log.Warn("route's language has no default templates; their wording stays English", "route", route.Name, "language", route.Templates.Language.Tag, "files", names)
+		}
+	}
+	return routing, nil
+}
+
+// reloadOnHangup re-reads the config and templates on each SIGHUP and
+// swaps them in whole; a config that fails leaves the running one.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, w *relay.Worker, load func() (config.Config, error), log *slog.Logger, stdout io.Writer) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if w == nil {
+			log.Info("SIGHUP: the receiver has nothing to reload; routes and templates live in the worker")
+			continue
+		}
+		cfg, err := load()
+		var routing *relay.Routing
+		if err == nil {
+			routing, err = newRouting(cfg, log, stdout)
+		}
+		if err != nil {
+			log.Error("reload failed; still running on the previous config and templates", "err", err)
+			continue
+		}
+		w.SetRouting(routing)
+		log.Info("reloaded routes and templates; other settings change at restart", "routes", len(routing.Routes))
+	}
 }
 
 func newMailer(cfg config.Config) (relay.Mailer, error) {
@@ -225,18 +260,6 @@ func newMailer(cfg config.Config) (relay.Mailer, error) {
 		return nil, err
 	}
 	return relay.NewSMTPPool(server, cfg.SMTP.PoolSize), nil
-}
-
-func newSlack(cfg config.Config, stdout io.Writer) relay.Slack {
-	client := &http.Client{Timeout: 30 * time.Second}
-	switch {
-	case cfg.Slack.WebhookURL != "":
-		return relay.SlackWebhook{URL: cfg.Slack.WebhookURL, Client: client}
-	case cfg.Slack.Token != "":
-		return relay.NewSlackBot(cfg.Slack.Token, cfg.Slack.Channel, cfg.Slack.APIURL, client)
-	default:
-		return &relay.SlackConsole{W: stdout}
-	}
 }
 
 func displayAddr(a net.Addr) string {

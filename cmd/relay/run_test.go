@@ -181,8 +181,9 @@ func TestRunTurnsThreeIdenticalPostsIntoOneEmailAndOneSlackMessage(t *testing.T)
 	if !strings.Contains(e.Subject, "Organic Chemistry II — Final") {
 		t.Errorf("subject %q does not name the exam", e.Subject)
 	}
-	if !strings.Contains(e.Text, "Monday 14 December 2026, 09:00 GMT") || !strings.Contains(e.Text, "Monday 14 December 2026, 11:30 GMT") {
-		t.Errorf("text lacks the dates in Europe/London:\n%s", e.Text)
+	// The student's timezone attribute (Europe/Berlin) wins over the config's.
+	if !strings.Contains(e.Text, "Monday, 14 December 2026, 10:00 CET") || !strings.Contains(e.Text, "Monday, 14 December 2026, 12:30 CET") {
+		t.Errorf("text lacks the dates in the student's zone:\n%s", e.Text)
 	}
 	if e.HTML == "" || !strings.Contains(e.Calendar, "BEGIN:VEVENT") {
 		t.Errorf("parts %v", e.ContentTypes)
