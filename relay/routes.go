@@ -86,8 +86,11 @@ func NewRouting(cfg config.Config, slackFor SlackFor) (*Routing, error) {
 		if c.Slack.WebhookURL != "" || c.Slack.Channel != "" {
 			webhook, channel = c.Slack.WebhookURL, c.Slack.Channel
 		}
-		// Not the URL: for an incoming webhook the URL is the secret.
-		destination := "webhook-" + tasks.Digest(webhook, channel)[:12]
+		destination := "console"
+		if webhook != "" || channel != "" {
+			// Not the URL: for an incoming webhook the URL is the secret.
+			destination = "slack-" + tasks.Digest(webhook, channel)[:12]
+		}
 		if _, ok := r.destinations[destination]; !ok && slackFor != nil {
 			r.destinations[destination] = slackFor(webhook, channel)
 		}

@@ -112,15 +112,25 @@ func (l Language) Duration(d time.Duration) string {
 	return l.words.duration(d, false)
 }
 
-// Relative is t seen from now: "in 10 days", "dans 3 heures", "2 days ago".
+// Relative is t seen from now, in its largest unit: "in 10 days",
+// "dans 3 heures", "2 days ago".
 func (l Language) Relative(t, now time.Time) string {
 	l = l.orEnglish()
 	d := t.Sub(now)
-	if d < 0 {
-		return fmt.Sprintf(l.words.ago, l.words.duration(-d, true))
+	past := d < 0
+	if past {
+		d = -d
 	}
-	if d.Round(time.Minute) < time.Minute {
+	switch {
+	case d < time.Minute:
 		return l.words.now
+	case d >= 24*time.Hour:
+		d = d.Round(24 * time.Hour)
+	case d >= time.Hour:
+		d = d.Round(time.Hour)
+	}
+	if past {
+		return fmt.Sprintf(l.words.ago, l.words.duration(d, true))
 	}
 	return fmt.Sprintf(l.words.in, l.words.duration(d, true))
 }

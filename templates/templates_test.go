@@ -296,8 +296,18 @@ func TestDatesInEachLanguage(t *testing.T) {
 			t.Errorf("pl: Relative(%v) = %q, want %q", d, got, want)
 		}
 	}
-	if got := mustLanguage(t, "en").Relative(now, opens); got != "10 days ago" {
-		t.Errorf("past: %q", got)
+	en := mustLanguage(t, "en")
+	for d, want := range map[time.Duration]string{
+		-10 * 24 * time.Hour:            "10 days ago",
+		17*24*time.Hour + 3*time.Hour:   "in 17 days",
+		2*24*time.Hour + 18*time.Hour:   "in 3 days",
+		3*time.Hour + 20*time.Minute:    "in 3 hours",
+		45*time.Minute + 10*time.Second: "in 45 minutes",
+		20 * time.Second:                "now",
+	} {
+		if got := en.Relative(now.Add(d), now); got != want {
+			t.Errorf("en: Relative(%v) = %q, want %q", d, got, want)
+		}
 	}
 	for _, bad := range []string{"xx", "fr-ZZ", ""} {
 		if _, err := ParseLanguage(bad); err == nil {
