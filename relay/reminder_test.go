@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,11 @@ func TestNewDatesMoveTheReminderAndSaySo(t *testing.T) {
 		if strings.Contains(c.Text, "Its dates have changed") && !strings.Contains(c.Calendar, "SEQUENCE:1") {
 			t.Errorf("the new calendar event does not supersede the old:\n%s", c.Calendar)
 		}
+	}
+	// The same UID, so calendars move the event instead of adding another.
+	uid := regexp.MustCompile(`(?m)^UID:.*$`)
+	if a, b := uid.FindString(confirmations[0].Calendar), uid.FindString(confirmations[1].Calendar); a == "" || a != b {
+		t.Errorf("UIDs %q and %q differ", a, b)
 	}
 }
 
