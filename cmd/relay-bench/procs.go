@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -174,4 +175,72 @@ func buildRelay(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/relay: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// cpuTime is the user and system CPU time the process has used so far.
+func (c *child) cpuTime() time.Duration {
+	return processCPU(c.cmd.Process.Pid)
+}
+
+// clockTicks is Linux's USER_HZ, the unit of /proc/PID/stat times; it is
+// 100 on every architecture Go supports.
+const clockTicks = 100
+
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis. utime and stime are fields 14 and 15.
+	_, rest, ok := strings.Cut(string(data), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// selfCPU is the harness's own CPU time: HTTP clients, the SMTP sink and
+// the Slack stand-in.
+func selfCPU() time.Duration {
+	return processCPU(os.Getpid())
+}
+
+// cpuMeter tells how many CPUs each process kept busy during a phase:
+// what limits a figure on a small machine.
+type cpuMeter struct {
+	start  time.Time
+	procs  map[string]func() time.Duration
+	before map[string]time.Duration
+}
+
+// meter starts measuring redis, the harness and the given children.
+func (b *bench) meter(children ...*child) *cpuMeter {
+	m := &cpuMeter{start: time.Now(), procs: map[string]func() time.Duration{
+		"redis":   b.redis.cpuTime,
+		"harness": selfCPU,
+	}, before: map[string]time.Duration{}}
+	for _, c := range children {
+		m.procs[strings.TrimRight(c.name, "-0123456789")] = c.cpuTime
+	}
+	for name, cpu := range m.procs {
+		m.before[name] = cpu()
+	}
+	return m
+}
+
+// cores is CPU time over wall time for each process since meter.
+func (m *cpuMeter) cores() map[string]float64 {
+	wall := time.Since(m.start).Seconds()
+	out := map[string]float64{}
+	for name, cpu := range m.procs {
+		out[name] = math.Round((cpu()-m.before[name]).Seconds()/wall*100) / 100
+	}
+	return out
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -40,6 +43,10 @@ type ingest struct {
 	CeilingErrors    int     `json:"ceiling_errors"`
 	Ratio            float64 `json:"ratio"`
 	ServePeakRSSMB   float64 `json:"serve_peak_rss_mb"`
+	// CPU is the CPUs each process kept busy: relay serve, redis and the
+	// harness (the HTTP clients); CeilingCPU the same for the ceiling.
+	CPU        map[string]float64 `json:"cpu_cores"`
+	CeilingCPU map[string]float64 `json:"ceiling_cpu_cores"`
 }
 
 type delivery struct {
@@ -53,6 +60,10 @@ type delivery struct {
 	CeilingMessageBytes int     `json:"ceiling_message_bytes"`
 	Ratio               float64 `json:"ratio"`
 	WorkPeakRSSMB       float64 `json:"work_peak_rss_mb"`
+	// CPU is the CPUs each process kept busy: relay work, redis and the
+	// harness (the SMTP sink); CeilingCPU the same for the ceiling.
+	CPU        map[string]float64 `json:"cpu_cores"`
+	CeilingCPU map[string]float64 `json:"ceiling_cpu_cores"`
 }
 
 type burst struct {
@@ -69,6 +80,8 @@ type burst struct {
 	DigestStudents    int     `json:"digest_students"`
 	ServePeakRSSMB    float64 `json:"serve_peak_rss_mb"`
 	WorkPeakRSSMB     float64 `json:"work_peak_rss_mb"`
+	// CPU is the CPUs each process kept busy until the last email.
+	CPU map[string]float64 `json:"cpu_cores"`
 }
 
 func printTable(w io.Writer, r results) {
@@ -83,17 +96,31 @@ func printTable(w io.Writer, r results) {
 	row(fmt.Sprintf("ingest: registrations/s (%d, %d clients)", in.Registrations, in.Clients), f0(in.PerSecond), f0(in.CeilingPerSecond), f2(in.Ratio))
 	row("ingest: latency p50 / p99 (ms)", f2(in.P50Millis)+" / "+f2(in.P99Millis), "", "")
 	row("ingest: errors / queued", fmt.Sprintf("%d / %d", in.Errors, in.Queued), "", "")
+	row("ingest: CPUs busy", cores(in.CPU), cores(in.CeilingCPU), "")
 	row(fmt.Sprintf("delivery: emails/s (%d, %d SMTP conns, slack %s)", de.Emails, de.Connections, de.SlackMode), f0(de.PerSecond), f0(de.CeilingPerSecond), f2(de.Ratio))
 	row("delivery: bytes per email / duplicates", fmt.Sprintf("%d / %d", de.MessageBytes, de.Duplicates), strconv.Itoa(de.CeilingMessageBytes), "")
+	row("delivery: CPUs busy", cores(de.CPU), cores(de.CeilingCPU), "")
 	row(fmt.Sprintf("burst: %d registrations, %d exams: all POSTs answered (s)", bu.Registrations, bu.Exams), f1(bu.PostSeconds), "", "")
 	row("burst: first POST to last email (s)", f1(bu.LastEmailSeconds), "", "")
 	row(fmt.Sprintf("burst: first POST to last digest (s, slack %s)", bu.SlackMode), f1(bu.LastDigestSeconds), "", "")
 	row("burst: errors / emails / duplicates", fmt.Sprintf("%d / %d / %d", bu.Errors, bu.Emails, bu.Duplicates), "", "")
+	row("burst: CPUs busy until the last email", cores(bu.CPU), "", "")
 	row("burst: digests / students in them", fmt.Sprintf("%d / %d", bu.Digests, bu.DigestStudents), "", "")
 	row("peak RSS serve / work, burst (MB)", f1(bu.ServePeakRSSMB)+" / "+f1(bu.WorkPeakRSSMB), "", "")
 	row("peak RSS serve (ingest) / work (delivery) (MB)", f1(in.ServePeakRSSMB)+" / "+f1(de.WorkPeakRSSMB), "", "")
 	tw.Flush()
 	fmt.Fprintf(w, "%d CPUs, %s, Redis %s (appendonly %v)\n", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.Redis, r.Machine.RedisAOF)
+}
+
+// cores lists CPUs busy per process, busiest first.
+func cores(m map[string]float64) string {
+	names := slices.Collect(maps.Keys(m))
+	slices.SortFunc(names, func(a, b string) int { return cmp.Compare(m[b], m[a]) })
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %.2f", n, m[n])
+	}
+	return strings.Join(parts, ", ")
 }
 
 func splitHostPort(addr string) (string, int, error) {
