@@ -106,15 +106,18 @@ type toldSchedule struct {
 // differs.
 func (l ScheduleLog) Swap(ctx context.Context, reg tasks.Registration) (*tasks.Previous, error) {
 	key := "exam-relay:schedule:" + reg.SubjectID()
-	var old toldSchedule
-	raw, err := l.Redis.Get(ctx, key).Bytes()
+	first, _ := json.Marshal(toldSchedule{Schedule: reg.Exam.Schedule})
+	// Most students are told once: SET NX GET records that in one round
+	// trip, and returns what was told before when there was something.
+	raw, err := l.Redis.SetArgs(ctx, key, first, redis.SetArgs{Mode: "NX", Get: true, TTL: l.TTL}).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
+		return nil, nil
 	case err != nil:
 		return nil, err
-	default:
-		_ = json.Unmarshal(raw, &old)
 	}
+	var old toldSchedule
+	_ = json.Unmarshal(raw, &old)
 	if !old.Schedule.OpenDate.IsZero() && sameSchedule(old.Schedule, reg.Exam.Schedule) {
 		return nil, nil
 	}
