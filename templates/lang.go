@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goodsign/monday"
@@ -92,7 +94,32 @@ func (l Language) layout(byLocale map[monday.Locale]string, fallback string) str
 // "lundi 7 décembre 2026", "Montag, 7. Dezember 2026".
 func (l Language) Day(t time.Time) string {
 	l = l.orEnglish()
-	return monday.Format(t, l.layout(monday.FullFormatsByLocale, "Monday, 2 January 2006"), l.locale)
+	key := dayKey{l.locale, t.Year(), t.YearDay()}
+	if s, ok := days.Load(key); ok {
+		return s.(string)
+	}
+	// monday translates by rewriting the formatted text, which costs more
+	// than the rest of an email's rendering; a cohort shares a few dates.
+	s := monday.Format(t, l.layout(monday.FullFormatsByLocale, "Monday, 2 January 2006"), l.locale)
+	if dayCount.Add(1) > maxDays {
+		days.Clear()
+		dayCount.Store(0)
+	}
+	days.Store(key, s)
+	return s
+}
+
+// days remembers formatted days, up to maxDays of them.
+var (
+	days     sync.Map // dayKey → string
+	dayCount atomic.Int64
+)
+
+const maxDays = 10_000
+
+type dayKey struct {
+	locale    monday.Locale
+	year, day int
 }
 
 // Clock is the time with the zone's abbreviation: "09:00 GMT", "9:00 AM EST".
