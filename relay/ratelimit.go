@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -15,6 +16,9 @@ type SlackLimiter struct {
 	rdb     redis.UniversalClient
 	limiter *redis_rate.Limiter
 	limit   redis_rate.Limit
+	// waiting marks the destinations a worker of this process is already
+	// sleeping for: one is enough to take the next slot.
+	waiting sync.Map // destination → struct{}
 }
 
 func NewSlackLimiter(rdb redis.UniversalClient) *SlackLimiter {
@@ -54,13 +58,23 @@ func (l *SlackLimiter) Wait(ctx context.Context, destination string) error {
 		if res.Allowed > 0 {
 			return nil
 		}
-		if time.Now().Add(res.RetryAfter).After(deadline) {
+		// A burst makes a digest per exam due at once. Were each to sleep
+		// for its turn, they would hold every worker and stall the emails
+		// behind them; all but one go back to the queue instead.
+		if time.Now().Add(res.RetryAfter).After(deadline) || !l.startWaiting(destination) {
 			return rateLimited(res.RetryAfter, fmt.Errorf("slack destination busy: next post in %v", res.RetryAfter))
 		}
 		select {
 		case <-time.After(res.RetryAfter):
+			l.waiting.Delete(destination)
 		case <-ctx.Done():
+			l.waiting.Delete(destination)
 			return temporary(ctx.Err())
 		}
 	}
+}
+
+func (l *SlackLimiter) startWaiting(destination string) bool {
+	_, taken := l.waiting.LoadOrStore(destination, struct{}{})
+	return !taken
 }
