@@ -51,6 +51,8 @@ type Config struct {
 	Reminders Reminders `yaml:"reminders"`
 	Worker    Worker    `yaml:"worker"`
 	LogLevel  string    `yaml:"log_level"`
+	// DebugAddr serves net/http/pprof, for profiling a running relay.
+	DebugAddr string `yaml:"debug_addr"`
 }
 
 type Webhook struct {

@@ -105,6 +105,8 @@ var Settings = []Setting{
 		func(c *Config) *Durations { return &c.Worker.RetrySchedule }),
 	duration("RELAY_SHUTDOWN_TIMEOUT", "worker.shutdown_timeout", "how long a stopping worker lets deliveries finish",
 		func(c *Config) *Duration { return &c.Worker.ShutdownTimeout }),
+	str("RELAY_DEBUG_ADDR", "debug_addr", false, "address for Go's profiler (/debug/pprof/); empty: off. Keep it on localhost",
+		func(c *Config) *string { return &c.DebugAddr }),
 	str("RELAY_LOG_LEVEL", "log_level", false, "debug, info, warn or error",
 		func(c *Config) *string { return &c.LogLevel }),
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -107,6 +108,10 @@ func runRelay(ctx context.Context, m mode, configPath string, getenv func(string
 		// Shutdown waits for in-flight deliveries up to ShutdownTimeout
 		// and hands the rest back to the queue.
 		defer worker.Shutdown()
+	}
+
+	if cfg.DebugAddr != "" {
+		go serveDebug(ctx, cfg.DebugAddr, log)
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -260,6 +265,22 @@ func newMailer(cfg config.Config) (relay.Mailer, error) {
 		return nil, err
 	}
 	return relay.NewSMTPPool(server, cfg.SMTP.PoolSize), nil
+}
+
+// serveDebug serves Go's profiler on its own address, never on the
+// webhook's: a profile shows memory, and so personal data.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); srv.Close() }()
+	log.Info("profiler listening", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("profiler", "err", err)
+	}
 }
 
 func displayAddr(a net.Addr) string {
