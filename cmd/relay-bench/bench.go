@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -446,7 +447,7 @@ func (b *bench) ingest(ctx context.Context) (ingest, error) {
 // the same message over as many connections as the worker used.
 func (b *bench) delivery(ctx context.Context) (delivery, error) {
 	n := b.s.deliveryN
-	res := delivery{Emails: n, SlackMode: b.slackMode()}
+	res := delivery{Emails: n, Workers: b.s.workers, SlackMode: b.slackMode()}
 	if err := b.flush(ctx); err != nil {
 		return res, err
 	}
@@ -462,15 +463,25 @@ func (b *bench) delivery(ctx context.Context) (delivery, error) {
 	b.smtp.reset()
 	b.slack.reset()
 	start := time.Now()
-	work, _, err := b.startRelay(ctx, "work")
-	if err != nil {
-		return res, err
+	var workers []*child
+	for range b.s.workers {
+		work, _, err := b.startRelay(ctx, "work")
+		if err != nil {
+			return res, err
+		}
+		defer work.stop(5 * time.Second)
+		workers = append(workers, work)
 	}
-	cpu := b.meter(work)
+	cpu := b.meter(workers...)
 	waitErr := b.waitFor(ctx, fmt.Sprintf("%d emails", n), func() bool { return b.smtp.stats().count >= n })
 	res.CPU = cpu.cores()
-	rss, rssErr := work.peakRSS()
-	stopErr := work.stop(30 * time.Second)
+	var rss int64
+	var rssErr, stopErr error
+	for _, work := range workers {
+		peak, err := work.peakRSS()
+		rss, rssErr = max(rss, peak), cmp.Or(rssErr, err)
+		stopErr = cmp.Or(stopErr, work.stop(30*time.Second))
+	}
 	st := b.smtp.stats()
 	switch {
 	case waitErr != nil:

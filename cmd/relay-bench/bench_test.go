@@ -21,7 +21,7 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
 	err := run(ctx, []string{"relay-bench",
-		"-ingest", "40", "-delivery", "20", "-burst", "40", "-exams", "2", "-clients", "4",
+		"-ingest", "40", "-delivery", "20", "-workers", "2", "-burst", "40", "-exams", "2", "-clients", "4",
 		"-timeout", "60s", "-set", "RELAY_DIGEST_GRACE=1s", "-out", out,
 	}, &stdout, &stderr)
 	if err != nil {

@@ -40,6 +40,7 @@ type settings struct {
 	ingestN   int
 	clients   int
 	deliveryN int
+	workers   int
 	burstN    int
 	exams     int
 	aof       bool
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.ingestN, "ingest", 20000, "registrations posted in the ingest phase (and enqueued for its ceiling)")
 	fs.IntVar(&s.clients, "clients", 16, "concurrent HTTP clients, and goroutines enqueuing for the ceilings")
 	fs.IntVar(&s.deliveryN, "delivery", 5000, "registrations queued before relay work starts in the delivery phase")
+	fs.IntVar(&s.workers, "workers", 1, "relay work processes draining the queue in the delivery phase")
 	fs.IntVar(&s.burstN, "burst", 10000, "registrations posted in the end-to-end burst")
 	fs.IntVar(&s.exams, "exams", 20, "exams the burst's registrations are spread over")
 	fs.BoolVar(&s.aof, "aof", false, "run Redis as production does: appendonly yes, appendfsync everysec")
@@ -80,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	if err := fs.Parse(args[1:]); err != nil {
 		return s, err
 	}
-	if s.ingestN < 1 || s.clients < 1 || s.deliveryN < 1 || s.burstN < 1 || s.exams < 1 {
+	if s.ingestN < 1 || s.clients < 1 || s.deliveryN < 1 || s.workers < 1 || s.burstN < 1 || s.exams < 1 {
 		return s, errors.New("sizes must be at least 1")
 	}
 	return s, nil

@@ -227,7 +227,13 @@ func (b *bench) meter(children ...*child) *cpuMeter {
 		"harness": selfCPU,
 	}, before: map[string]time.Duration{}}
 	for _, c := range children {
-		m.procs[strings.TrimRight(c.name, "-0123456789")] = c.cpuTime
+		name := strings.TrimRight(c.name, "-0123456789")
+		// Processes of one kind (several workers) count together.
+		if other, ok := m.procs[name]; ok {
+			m.procs[name] = func() time.Duration { return other() + c.cpuTime() }
+			continue
+		}
+		m.procs[name] = c.cpuTime
 	}
 	for name, cpu := range m.procs {
 		m.before[name] = cpu()

@@ -50,7 +50,9 @@ type ingest struct {
 }
 
 type delivery struct {
-	Emails              int     `json:"emails"`
+	Emails int `json:"emails"`
+	// Workers is how many relay work processes drained the queue.
+	Workers             int     `json:"workers"`
 	Connections         int     `json:"smtp_connections"`
 	SlackMode           string  `json:"slack_mode"`
 	PerSecond           float64 `json:"per_second"`
@@ -97,7 +99,7 @@ func printTable(w io.Writer, r results) {
 	row("ingest: latency p50 / p99 (ms)", f2(in.P50Millis)+" / "+f2(in.P99Millis), "", "")
 	row("ingest: errors / queued", fmt.Sprintf("%d / %d", in.Errors, in.Queued), "", "")
 	row("ingest: CPUs busy", cores(in.CPU), cores(in.CeilingCPU), "")
-	row(fmt.Sprintf("delivery: emails/s (%d, %d SMTP conns, slack %s)", de.Emails, de.Connections, de.SlackMode), f0(de.PerSecond), f0(de.CeilingPerSecond), f2(de.Ratio))
+	row(fmt.Sprintf("delivery: emails/s (%d, %d worker, %d SMTP conns, slack %s)", de.Emails, de.Workers, de.Connections, de.SlackMode), f0(de.PerSecond), f0(de.CeilingPerSecond), f2(de.Ratio))
 	row("delivery: bytes per email / duplicates", fmt.Sprintf("%d / %d", de.MessageBytes, de.Duplicates), strconv.Itoa(de.CeilingMessageBytes), "")
 	row("delivery: CPUs busy", cores(de.CPU), cores(de.CeilingCPU), "")
 	row(fmt.Sprintf("burst: %d registrations, %d exams: all POSTs answered (s)", bu.Registrations, bu.Exams), f1(bu.PostSeconds), "", "")
