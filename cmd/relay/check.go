@@ -127,7 +127,10 @@ func pingRedis(ctx context.Context, url string) error {
 		return err
 	}
 	defer rdb.Close()
-	return rdb.Ping(ctx).Err()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return err
+	}
+	return checkRedisVersion(ctx, rdb)
 }
 
 // redisWarnings names Redis settings that can lose registrations: the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -36,8 +38,30 @@ func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, lo
 		// Start anyway: the receiver answers 503 and the worker waits until
 		// Redis is back, which beats a crash loop under a supervisor.
 		log.Error("redis unreachable at start", "err", err)
+	} else if err := checkRedisVersion(pingCtx, rdb); err != nil {
+		_ = rdb.Close()
+		return nil, nil, err
 	}
 	return rdb, func() { _ = rdb.Close() }, nil
+}
+
+// checkRedisVersion refuses a Redis older than 7, whose SET does not take
+// NX with GET: every registration would fail in the worker instead.
+// A Redis that hides INFO is given the benefit of the doubt.
+func checkRedisVersion(ctx context.Context, rdb redis.UniversalClient) error {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			major, _, _ := strings.Cut(v, ".")
+			if n, err := strconv.Atoi(major); err == nil && n < 7 {
+				return fmt.Errorf("RELAY_REDIS_URL: Redis %s; the relay needs Redis 7 or later", v)
+			}
+		}
+	}
+	return nil
 }
 
 // openRedis makes a client for RELAY_REDIS_URL without talking to it.
