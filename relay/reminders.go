@@ -71,13 +71,11 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 	taskID, _ := asynq.GetTaskID(ctx)
 	// The same id serves every date the exam had: the mark names the time.
 	key := fmt.Sprintf("%s:%d", taskID, rem.At.Unix())
-	return w.deliver(ctx, "email", reg, key, func() error {
+	return w.deliver(ctx, "email", reg, key, func(routing *Routing, route *Route) error {
 		now := w.now()
 		if !now.Before(rem.EventTime()) {
 			return permanent(fmt.Errorf("too late: the exam %ss at %s, before this reminder could be sent", rem.Event, rem.EventTime().UTC().Format(time.RFC3339)))
 		}
-		routing := w.Routing()
-		route := routing.Match(reg)
 		email, err := route.Templates.Reminder(templates.NewReminder(rem, routing.Location(route, reg), now))
 		if err != nil {
 			return permanent(fmt.Errorf("render reminder: %w", err))

@@ -132,9 +132,7 @@ func (w *Worker) deliverEmail(ctx context.Context, t *asynq.Task) error {
 	if problem := ScheduleProblem(reg); problem != "" {
 		w.Log.Warn(problem, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
 	}
-	return w.deliver(ctx, "email", reg, taskID(ctx), func() error {
-		routing := w.Routing()
-		route := routing.Match(reg)
+	return w.deliver(ctx, "email", reg, taskID(ctx), func(routing *Routing, route *Route) error {
 		email, err := route.Templates.Confirmation(routing.Data(route, reg))
 		if err != nil {
 			// Fix the template, then re-run the archived task.
@@ -153,9 +151,7 @@ func (w *Worker) deliverSlack(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return archive(err)
 	}
-	return w.deliver(ctx, "slack", reg, taskID(ctx), func() error {
-		routing := w.Routing()
-		route := routing.Match(reg)
+	return w.deliver(ctx, "slack", reg, taskID(ctx), func(routing *Routing, route *Route) error {
 		text, err := route.Templates.StaffAlert(routing.Data(route, reg))
 		if err != nil {
 			return permanent(fmt.Errorf("render slack alert: %w", err))
@@ -173,9 +169,7 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 		return nil
 	}
 	first := batch.Items[0].Registration
-	return w.deliver(ctx, "slack", first, taskID(ctx), func() error {
-		routing := w.Routing()
-		route := routing.Match(first)
+	return w.deliver(ctx, "slack", first, taskID(ctx), func(routing *Routing, route *Route) error {
 		// The destination the items were gathered for, unless a reload
 		// has since removed it.
 		destination, slack := batch.Items[0].Destination, route.Slack
@@ -236,11 +230,14 @@ func (w *Worker) callSlack(ctx context.Context, destination string, call func() 
 	return err
 }
 
-// deliver runs render-and-send, counts and logs the outcome, and tells asynq what to
-// do next through the error it returns.
-// key names the delivery in the sent marks.
-func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registration, key string, send func() error) error {
-	attrs := []any{"channel", channel, "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID}
+// deliver runs render-and-send on the route reg takes, counts and logs
+// the outcome, and tells asynq what to do next through the error it
+// returns. key names the delivery in the sent marks.
+func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registration, key string, send func(*Routing, *Route) error) error {
+	// One routing for the whole delivery, even if a reload lands meanwhile.
+	routing := w.Routing()
+	route := routing.Match(reg)
+	attrs := []any{"channel", channel, "route", route.Name, "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID}
 	sent, err := w.Sent.Sent(ctx, key)
 	if err != nil {
 		return temporary(fmt.Errorf("check sent mark: %w", err))
@@ -253,7 +250,7 @@ func (w *Worker) deliver(ctx context.Context, channel string, reg tasks.Registra
 	}
 
 	start := time.Now()
-	err = send()
+	err = send(routing, route)
 	w.Metrics.sendTime.WithLabelValues(channel).Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.Metrics.deliveries.WithLabelValues(channel, "sent").Inc()
