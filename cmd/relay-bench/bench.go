@@ -469,7 +469,12 @@ func (b *bench) delivery(ctx context.Context) (delivery, error) {
 		if err != nil {
 			return res, err
 		}
-		defer work.stop(5 * time.Second)
+		// Stopped below; this is for a phase that ends early.
+		defer func() {
+			if !work.exited() {
+				_ = work.stop(5 * time.Second)
+			}
+		}()
 		workers = append(workers, work)
 	}
 	cpu := b.meter(workers...)
