@@ -158,3 +158,16 @@ func TestDecodeRegistrationToleratesAByteOrderMark(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFlexStringReadsEveryStringAsJSONDoes(t *testing.T) {
+	for _, literal := range []string{`""`, `"plain"`, `"Inès Moreau"`, `"say \"hi\""`, `"tab\tand\u00e9"`, `"\ud83d\ude00 emoji"`, "\"bad \xff utf-8\"", `"back\\slash"`} {
+		var want string
+		if err := json.Unmarshal([]byte(literal), &want); err != nil {
+			t.Fatalf("%s: %v", literal, err)
+		}
+		var got flexString
+		if err := got.UnmarshalJSON([]byte(literal)); err != nil || string(got) != want {
+			t.Errorf("%s: flexString %q, %v; encoding/json %q", literal, got, err, want)
+		}
+	}
+}
