@@ -45,7 +45,7 @@ type Routing struct {
 
 	zoneAttribute string
 	destinations  map[string]Slack
-	zones         sync.Map // zone name → *time.Location, or nil when invalid
+	zones         sync.Map // zone name → *time.Location
 }
 
 // SlackFor makes the client for an incoming webhook URL, or for a channel
@@ -228,15 +228,13 @@ func (r *Routing) Location(route *Route, reg tasks.Registration) *time.Location 
 		return route.Location
 	}
 	if loc, ok := r.zones.Load(name); ok {
-		if loc == nil {
-			return route.Location
-		}
 		return loc.(*time.Location)
 	}
-	// LoadLocation reads the zone database each time: remember the answer.
+	// LoadLocation reads the zone database each time: remember valid
+	// zones, of which there are a few hundred. Not the invalid names:
+	// they come from the payload and are endless.
 	loc, err := time.LoadLocation(name)
 	if err != nil || name == "Local" {
-		r.zones.Store(name, nil)
 		return route.Location
 	}
 	r.zones.Store(name, loc)
