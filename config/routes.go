@@ -164,6 +164,8 @@ func (c Config) validateRoutes() []error {
 			errs = append(errs, fmt.Errorf("%s: name is required: relay route and the logs name the route by it", where))
 		case names[r.Name]:
 			bad("name", "another route has this name; names must differ")
+		case r.Name == "default":
+			bad("name", "default names the top-level settings; choose another name")
 		}
 		names[r.Name] = true
 		if r.Match.empty() {
