@@ -11,6 +11,10 @@ import (
 	"github.com/exam-relay/relay/templates"
 )
 
+// DefaultRoute names the top-level settings, for registrations no route
+// matches.
+const DefaultRoute = "default"
+
 // Route sends the registrations it matches somewhere other than the
 // defaults: another language, zone, sender, template folder or Slack
 // channel, or no email at all. Routes are tried in order; the first that
@@ -164,8 +168,8 @@ func (c Config) validateRoutes() []error {
 			errs = append(errs, fmt.Errorf("%s: name is required: relay route and the logs name the route by it", where))
 		case names[r.Name]:
 			bad("name", "another route has this name; names must differ")
-		case r.Name == "default":
-			bad("name", "default names the top-level settings; choose another name")
+		case r.Name == DefaultRoute:
+			bad("name", DefaultRoute+" names the top-level settings; choose another name")
 		}
 		names[r.Name] = true
 		if r.Match.empty() {

@@ -16,7 +16,7 @@ import (
 
 // DefaultRoute names the top-level settings, for registrations no route
 // matches.
-const DefaultRoute = "default"
+const DefaultRoute = config.DefaultRoute
 
 // Route is how the registrations it matches are told: resolved from the
 // config, with what a config route leaves out taken from the top level.
