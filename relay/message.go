@@ -41,7 +41,10 @@ func newEmail(s Sender, reg tasks.Registration, e templates.Email, idLocal strin
 			return nil, fmt.Errorf("reply-to address: %w", err)
 		}
 	}
-	if err := m.AddToFormat(reg.User.Name, reg.User.Email); err != nil {
+	// A backslash in a display name reads as an escape to go-mail and to
+	// net/mail, and can leave a To header no reader parses; no one's name
+	// needs one.
+	if err := m.AddToFormat(strings.ReplaceAll(reg.User.Name, `\`, ""), reg.User.Email); err != nil {
 		return nil, fmt.Errorf("recipient: %w", err)
 	}
 	m.Subject(e.Subject)
