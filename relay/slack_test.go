@@ -2,7 +2,9 @@ package relay
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,5 +44,23 @@ func TestSlackErrorsAreClassified(t *testing.T) {
 	}
 	if err := bot.Post(ctx, "hello"); err != nil {
 		t.Errorf("after the faults: %v", err)
+	}
+}
+
+func TestSlackWebhookErrorsDoNotQuoteTheURL(t *testing.T) {
+	// A port nothing listens on: a real connection refused.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	hook := SlackWebhook{URL: "http://" + addr + "/services/T0/B0/sekret-token", Client: http.DefaultClient}
+	err = hook.Post(context.Background(), "hello")
+	if err == nil || KindOf(err) != KindTemporary {
+		t.Fatalf("Post = %v (%v), want a temporary error", err, KindOf(err))
+	}
+	if strings.Contains(err.Error(), "sekret-token") {
+		t.Errorf("the error quotes the webhook URL: %v", err)
 	}
 }
