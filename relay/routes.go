@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -59,12 +60,12 @@ func NewRouting(cfg config.Config, slackFor SlackFor) (*Routing, error) {
 	sets := map[string]*templates.Set{}
 	var errs []error
 	resolve := func(name string, c config.Route) *Route {
-		lang, err := templates.ParseLanguage(or(c.Language, cfg.Language))
+		lang, err := templates.ParseLanguage(cmp.Or(c.Language, cfg.Language))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("route %s: %w", name, err))
 			return nil
 		}
-		loc, err := time.LoadLocation(or(c.TimeZone, cfg.TimeZone))
+		loc, err := time.LoadLocation(cmp.Or(c.TimeZone, cfg.TimeZone))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("route %s: %w", name, err))
 			return nil
@@ -99,9 +100,9 @@ func NewRouting(cfg config.Config, slackFor SlackFor) (*Routing, error) {
 			Email:            c.EmailOn(),
 			Templates:        set,
 			Location:         loc,
-			Sender:           Sender{From: or(c.From, cfg.Email.From), ReplyTo: or(c.ReplyTo, cfg.Email.ReplyTo)},
+			Sender:           Sender{From: cmp.Or(c.From, cfg.Email.From), ReplyTo: cmp.Or(c.ReplyTo, cfg.Email.ReplyTo)},
 			Slack:            r.destinations[destination],
-			SlackMode:        or(c.Slack.Mode, cfg.Slack.Mode),
+			SlackMode:        cmp.Or(c.Slack.Mode, cfg.Slack.Mode),
 			SlackDestination: destination,
 			match:            c.Match,
 		}
@@ -299,11 +300,4 @@ func ScheduleProblem(reg tasks.Registration) string {
 		return "the exam closes before it opens; sending the dates as given"
 	}
 	return ""
-}
-
-func or(s, fallback string) string {
-	if s != "" {
-		return s
-	}
-	return fallback
 }

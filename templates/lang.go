@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -200,7 +201,7 @@ func (w words) duration(d time.Duration, relative bool) string {
 	}
 	minute, hour, day := w.minute, w.hour, w.day
 	if relative {
-		minute, hour, day = or(w.relMinute, minute), or(w.relHour, hour), or(w.relDay, day)
+		minute, hour, day = cmp.Or(w.relMinute, minute), cmp.Or(w.relHour, hour), cmp.Or(w.relDay, day)
 	}
 	days, hours, minutes := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour), int(d%time.Hour/time.Minute)
 	var parts []string
@@ -215,13 +216,6 @@ func (w words) duration(d time.Duration, relative bool) string {
 		parts = append(parts, plural(minutes, minute))
 	}
 	return strings.Join(parts, " ")
-}
-
-func or(forms, fallback [3]string) [3]string {
-	if forms[0] == "" {
-		return fallback
-	}
-	return forms
 }
 
 // plural picks one, few or many. Few (2–4, not 12–14) only differs in
