@@ -129,10 +129,10 @@ func (w *Worker) deliverEmail(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return archive(err)
 	}
-	if problem := ScheduleProblem(reg); problem != "" {
-		w.Log.Warn(problem, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
-	}
 	return w.deliver(ctx, "email", reg, taskID(ctx), func(routing *Routing, route *Route) error {
+		if problem := ScheduleProblem(reg); problem != "" {
+			w.Log.Warn(problem, "route", route.Name, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
+		}
 		email, err := route.Templates.Confirmation(routing.Data(route, reg))
 		if err != nil {
 			// Fix the template, then re-run the archived task.
