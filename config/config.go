@@ -19,6 +19,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/templates"
 )
 
@@ -107,12 +108,6 @@ type Slack struct {
 	Digest Digest `yaml:"digest"`
 }
 
-const (
-	SlackDigest = "digest"
-	SlackEach   = "each"
-	SlackOff    = "off"
-)
-
 // Digest is how registrations for one exam are gathered into one message.
 type Digest struct {
 	// Grace is how long a digest waits for one more registration.
@@ -154,7 +149,7 @@ func Default() Config {
 		Webhook:  Webhook{Username: "synap"},
 		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox"},
 		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
-		Slack: Slack{Mode: SlackDigest, Digest: Digest{
+		Slack: Slack{Mode: string(relay.ModeDigest), Digest: Digest{
 			// A burst arrives with gaps of milliseconds; 5 s ends it and
 			// keeps a lone registration's alert within about 10 s.
 			Grace: Duration(5 * time.Second), MaxDelay: Duration(time.Minute), MaxSize: 500, List: 25,
@@ -261,15 +256,15 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("RELAY_SLACK_WEBHOOK_URL and RELAY_SLACK_TOKEN are both set: choose one"))
 	}
 	if c.Slack.WebhookURL != "" {
-		if err := httpURL(c.Slack.WebhookURL); err != nil {
+		if _, err := relay.ParseWebURL(c.Slack.WebhookURL); err != nil {
 			errs = append(errs, fmt.Errorf("RELAY_SLACK_WEBHOOK_URL (slack.webhook_url): %w", err))
 		}
 	}
 	if c.Slack.Token != "" && c.Slack.Channel == "" {
 		errs = append(errs, errors.New("RELAY_SLACK_CHANNEL (slack.channel) is required with RELAY_SLACK_TOKEN"))
 	}
-	switch c.Slack.Mode {
-	case SlackDigest, SlackEach, SlackOff:
+	switch relay.StaffMode(c.Slack.Mode) {
+	case relay.ModeDigest, relay.ModeEach, relay.ModeOff:
 	default:
 		errs = append(errs, fmt.Errorf("RELAY_SLACK_MODE (slack.mode): %q, want digest, each or off", c.Slack.Mode))
 	}
@@ -278,7 +273,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("RELAY_DIGEST_* (slack.digest): grace %s (at least 1s), max delay %s (at least the grace), max size %d (1 or more), list %d (0 or more)", d.Grace, d.MaxDelay, d.MaxSize, d.List))
 	}
 	if c.Slack.APIURL != "" {
-		if err := httpURL(c.Slack.APIURL); err != nil {
+		if _, err := relay.ParseWebURL(c.Slack.APIURL); err != nil {
 			errs = append(errs, fmt.Errorf("RELAY_SLACK_API_URL (slack.api_url): %w", err))
 		}
 	}
@@ -372,18 +367,6 @@ func withValidKeys(err error) error {
 		return fmt.Sprintf("unknown key %q (valid here: %s)", sub[1], strings.Join(keys, ", "))
 	})
 	return errors.New(msg)
-}
-
-func httpURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		// Not the URL itself: for a webhook the URL is the secret.
-		return fmt.Errorf("want an http(s) URL with a host, have scheme %q", u.Scheme)
-	}
-	return nil
 }
 
 // Duration reads "90s", "168h" or "7d" from YAML and the environment.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -184,17 +186,17 @@ routes:
 	if len(cfg.Routes) != 2 || cfg.Routes[0].Language != "fr" || cfg.Routes[1].EmailOn() || !cfg.Routes[0].EmailOn() {
 		t.Fatalf("routes = %+v", cfg.Routes)
 	}
-	law := cfg.Routes[0].Match
-	if _, ok := law.ExamName.Match("droit CIVIL 2"); !ok {
+	law := relay.Patterns(cfg.Routes[0].Match.ExamName)
+	if _, ok := law.Match("droit CIVIL 2"); !ok {
 		t.Error(`"Droit *" does not match "droit CIVIL 2"`)
 	}
-	if _, ok := law.ExamName.Match("Examen final"); !ok {
+	if _, ok := law.Match("Examen final"); !ok {
 		t.Error("the regular expression does not match")
 	}
-	if _, ok := law.ExamName.Match("Examen finale"); ok {
+	if _, ok := law.Match("Examen finale"); ok {
 		t.Error("the regular expression is not anchored as written")
 	}
-	if _, ok := cfg.Routes[1].Match.Attributes["cohort"].Match("2026-A"); !ok {
+	if _, ok := relay.Patterns(cfg.Routes[1].Match.Attributes["cohort"]).Match("2026-A"); !ok {
 		t.Error("attribute glob does not match")
 	}
 }

@@ -2,18 +2,15 @@ package config
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
+	"maps"
+	"slices"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/templates"
 )
-
-// DefaultRoute names the top-level settings, for registrations no route
-// matches.
-const DefaultRoute = "default"
 
 // Route sends the registrations it matches somewhere other than the
 // defaults: another language, zone, sender, template folder or Slack
@@ -60,15 +57,11 @@ type RouteSlack struct {
 	Mode    string `yaml:"mode"`
 }
 
-// Patterns are what one condition accepts. A pattern is a glob (* any
-// text, ? one character), compared without regard to case, or a regular
-// expression between slashes: /^Final (Exam|Test)$/.
-type Patterns []Pattern
-
-type Pattern struct {
-	Text string
-	re   *regexp.Regexp
-}
+// Patterns are what one condition accepts: one pattern or a list in the
+// file. A pattern is a glob (* any text, ? one character), compared
+// without regard to case, or a regular expression between slashes:
+// /^Final (Exam|Test)$/.
+type Patterns []relay.Pattern
 
 func (ps *Patterns) UnmarshalYAML(n *yaml.Node) error {
 	var texts []string
@@ -83,7 +76,7 @@ func (ps *Patterns) UnmarshalYAML(n *yaml.Node) error {
 		return fmt.Errorf("line %d: want a pattern or a list of patterns", n.Line)
 	}
 	for _, text := range texts {
-		p, err := NewPattern(text)
+		p, err := relay.NewPattern(text)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n.Line, err)
 		}
@@ -92,60 +85,23 @@ func (ps *Patterns) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// NewPattern compiles a glob or a /regular expression/.
-func NewPattern(text string) (Pattern, error) {
-	var expr string
-	if inner, ok := strings.CutPrefix(text, "/"); ok && len(inner) > 0 && strings.HasSuffix(inner, "/") {
-		expr = strings.TrimSuffix(inner, "/")
-	} else {
-		expr = globRegexp(text)
-	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return Pattern{}, fmt.Errorf("%q is not a valid regular expression (%s); write a glob such as \"Practice *\" or a regular expression between slashes such as /^Practice/", text, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-	}
-	return Pattern{Text: text, re: re}, nil
-}
-
-// globRegexp anchors the glob and ignores case: people type exam names as
-// they remember them.
-func globRegexp(glob string) string {
-	var b strings.Builder
-	b.WriteString("(?is)^")
-	for _, r := range glob {
-		switch r {
-		case '*':
-			b.WriteString(".*")
-		case '?':
-			b.WriteString(".")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(r)))
+// Conditions are m as the domain checks them, in the order they are
+// checked and shown: portal, exam, group, then attributes by name.
+func (m Match) Conditions() relay.Match {
+	var out relay.Match
+	add := func(on string, ps Patterns) {
+		if len(ps) > 0 {
+			out = append(out, relay.Condition{On: on, Patterns: relay.Patterns(ps)})
 		}
 	}
-	b.WriteString("$")
-	return b.String()
-}
-
-func (p Pattern) Match(s string) bool { return p.re != nil && p.re.MatchString(s) }
-
-// Match reports the first pattern that matches any of values.
-func (ps Patterns) Match(values ...string) (Pattern, bool) {
-	for _, p := range ps {
-		for _, v := range values {
-			if p.Match(v) {
-				return p, true
-			}
-		}
+	add(relay.OnPortal, m.Portal)
+	add(relay.OnExamID, m.ExamID)
+	add(relay.OnExamName, m.ExamName)
+	add(relay.OnGroup, m.Group)
+	for _, name := range slices.Sorted(maps.Keys(m.Attributes)) {
+		add(relay.OnAttribute+name, m.Attributes[name])
 	}
-	return Pattern{}, false
-}
-
-func (ps Patterns) String() string {
-	texts := make([]string, len(ps))
-	for i, p := range ps {
-		texts[i] = p.Text
-	}
-	return strings.Join(texts, ", ")
+	return out
 }
 
 // EmailOn says whether the route emails the student.
@@ -168,11 +124,11 @@ func (c Config) validateRoutes() []error {
 			errs = append(errs, fmt.Errorf("%s: name is required: relay route and the logs name the route by it", where))
 		case names[r.Name]:
 			bad("name", "another route has this name; names must differ")
-		case r.Name == DefaultRoute:
-			bad("name", DefaultRoute+" names the top-level settings; choose another name")
+		case r.Name == relay.DefaultRoute:
+			bad("name", relay.DefaultRoute+" names the top-level settings; choose another name")
 		}
 		names[r.Name] = true
-		if r.Match.empty() {
+		if len(r.Match.Conditions()) == 0 {
 			bad("match", "no condition: give portal, exam_id, exam_name, group or attributes (a route for everything is the top-level settings)")
 		}
 		if r.TimeZone != "" {
@@ -200,13 +156,13 @@ func (c Config) validateRoutes() []error {
 				bad("reply_to", "%v", err)
 			}
 		}
-		switch r.Slack.Mode {
-		case "", SlackDigest, SlackEach, SlackOff:
+		switch relay.StaffMode(r.Slack.Mode) {
+		case "", relay.ModeDigest, relay.ModeEach, relay.ModeOff:
 		default:
 			bad("slack.mode", "%q, want digest, each or off", r.Slack.Mode)
 		}
 		if r.Slack.WebhookURL != "" {
-			if err := httpURL(r.Slack.WebhookURL); err != nil {
+			if _, err := relay.ParseWebURL(r.Slack.WebhookURL); err != nil {
 				bad("slack.webhook_url", "%v", err)
 			}
 		}
@@ -215,10 +171,6 @@ func (c Config) validateRoutes() []error {
 		}
 	}
 	return errs
-}
-
-func (m Match) empty() bool {
-	return len(m.Portal) == 0 && len(m.ExamID) == 0 && len(m.ExamName) == 0 && len(m.Group) == 0 && len(m.Attributes) == 0
 }
 
 // routeLines finds where each route starts in the YAML document b.

@@ -1,26 +1,37 @@
-// Package tasks is the queue's vocabulary: task type names, the payload,
-// constructors with their asynq options, and the deterministic ids that
-// make a repeated webhook send nothing new.
+// Package tasks is the queue's vocabulary: task type names and queues,
+// payload encoding, constructors that carry the queue's rules (ids,
+// retention, retries), and the deterministic ids that make a repeated
+// webhook send nothing new. The payloads are the domain's types.
 package tasks
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"reflect"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/relay"
 )
 
-// Task types. Each is also the prefix of its tasks' ids.
+// Task types. Each is also the prefix of its tasks' ids. They are stored
+// in Redis: renaming one orphans the tasks queued under the old name.
 const (
 	TypeRegistration = "registration:received"
 	TypeEmail        = "email:confirmation"
+	TypeReminder     = "email:reminder"
 	TypeSlack        = "slack:alert"
+	// TypeSlackDigestItem is one registration waiting in its exam's asynq
+	// group; asynq's aggregator turns a group into one TypeSlackDigest.
+	TypeSlackDigestItem = "slack:digest-item"
+	TypeSlackDigest     = "slack:digest"
+)
+
+const (
+	QueueRegistrations = "registrations"
+	QueueEmail         = "email"
+	QueueSlack         = "slack"
 )
 
 // Queues, with the weight a worker gives each. Fanning registrations out
@@ -31,14 +42,6 @@ var Queues = map[string]int{
 	QueueSlack:         1,
 }
 
-const (
-	QueueRegistrations = "registrations"
-	QueueEmail         = "email"
-	QueueSlack         = "slack"
-)
-
-var reflectString = reflect.TypeOf("")
-
 // Options are the settings every task carries.
 type Options struct {
 	// Retention keeps a completed task, and so blocks its id, for the
@@ -47,57 +50,23 @@ type Options struct {
 	MaxRetry  int
 }
 
-// ID identifies a registration: portal, student, exam, user group and
-// schedule. The same webhook twice has the same ID; new dates make a new
-// one, because new dates are news for the student.
-func (r Registration) ID() string {
-	closes := ""
-	if r.Exam.Schedule.CloseDate != nil {
-		closes = r.Exam.Schedule.CloseDate.UTC().Format(time.RFC3339Nano)
-	}
-	return Digest(r.identity(), r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339Nano), closes)
-}
-
-// SubjectID identifies who is registered for what, whatever the dates: a
-// calendar event keeps it as its UID so a moved exam moves in the calendar.
-func (r Registration) SubjectID() string {
-	return Digest(r.identity())
-}
-
-// identity includes the address so that two students without a user id
-// never share one.
-func (r Registration) identity() string {
-	return strings.Join([]string{r.Portal.ID, r.User.ID, strings.ToLower(r.User.Email), r.Exam.ObjectID, r.UserGroup.ObjectID}, "\x00")
-}
-
-// Digest is the hash ids are made of: 32 hex digits.
-func Digest(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:16])
-}
-
 // NewRegistrationTask is what the receiver enqueues: one per registration,
 // fanned out by the worker.
-func NewRegistrationTask(r Registration, o Options) (*asynq.Task, error) {
+func NewRegistrationTask(r relay.Registration, o Options) (*asynq.Task, error) {
 	return newTask(TypeRegistration, QueueRegistrations, r, o)
 }
 
 // NewEmailTask sends the student's confirmation.
-func NewEmailTask(r Registration, o Options) (*asynq.Task, error) {
+func NewEmailTask(r relay.Registration, o Options) (*asynq.Task, error) {
 	return newTask(TypeEmail, QueueEmail, r, o)
 }
 
-// NewSlackTask tells staff.
-func NewSlackTask(r Registration, o Options) (*asynq.Task, error) {
+// NewSlackTask tells staff of one registration.
+func NewSlackTask(r relay.Registration, o Options) (*asynq.Task, error) {
 	return newTask(TypeSlack, QueueSlack, r, o)
 }
 
-// TaskID is the id a task of that type gets for r.
-func TaskID(taskType string, r Registration) string {
-	return taskType + ":" + r.ID()
-}
-
-func newTask(taskType, queue string, r Registration, o Options) (*asynq.Task, error) {
+func newTask(taskType, queue string, r relay.Registration, o Options) (*asynq.Task, error) {
 	payload, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", taskType, err)
@@ -110,11 +79,95 @@ func newTask(taskType, queue string, r Registration, o Options) (*asynq.Task, er
 	), nil
 }
 
-// DecodePayload reads a task's payload. A payload that cannot be read will
-// never be readable: the caller archives the task.
-func DecodePayload(payload []byte) (Registration, error) {
-	return decode[Registration](payload)
+// TaskID is the id a task of that type gets for r.
+func TaskID(taskType string, r relay.Registration) string {
+	return taskType + ":" + r.ID()
 }
+
+// WebhookTaskID is the id of a registration task from a signed sender,
+// which retries with the same webhook-id: that is the repeat to recognise.
+// The email and Slack tasks still carry the registration's own id, so a
+// new webhook-id sends nothing twice.
+func WebhookTaskID(webhookID string) string {
+	return TypeRegistration + ":webhook-id:" + relay.Hash(webhookID)
+}
+
+// NewDigestItemTask adds r to its exam's digest for destination.
+func NewDigestItemTask(r relay.Registration, destination string, receivedAt time.Time, o Options) (*asynq.Task, error) {
+	payload, err := json.Marshal(relay.DigestItem{Registration: r, Destination: destination, ReceivedAt: receivedAt})
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigestItem, err)
+	}
+	return asynq.NewTask(TypeSlackDigestItem, payload,
+		asynq.TaskID(TaskID(TypeSlackDigestItem, r)),
+		asynq.Queue(QueueSlack),
+		asynq.Group(DigestGroup(destination, r)),
+		asynq.MaxRetry(o.MaxRetry),
+	), nil
+}
+
+// DigestGroup is the asynq group of a registration: one per destination
+// and exam (with its schedule, which the message shows).
+func DigestGroup(destination string, r relay.Registration) string {
+	closes := ""
+	if r.Exam.Schedule.CloseDate != nil {
+		closes = r.Exam.Schedule.CloseDate.UTC().Format(time.RFC3339)
+	}
+	return "digest:" + relay.Hash(destination, r.Portal.ID, r.Exam.ObjectID, r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339), closes)
+}
+
+// NewDigestTask gathers the items asynq aggregated for group, sorted.
+// Items that cannot be read are left out: waiting will not make them
+// readable.
+func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, error) {
+	d := relay.Digest{Group: group}
+	for _, t := range items {
+		if item, err := decode[relay.DigestItem](t.Payload()); err == nil {
+			d.Items = append(d.Items, item)
+		}
+	}
+	relay.SortDigestItems(d.Items)
+	payload, err := json.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigest, err)
+	}
+	return asynq.NewTask(TypeSlackDigest, payload, asynq.Queue(QueueSlack), asynq.MaxRetry(o.MaxRetry), asynq.Retention(o.Retention)), nil
+}
+
+// NewReminderTask holds rem until rem.At. It keeps no retention: once
+// sent, its id is free for a reminder about new dates.
+func NewReminderTask(rem relay.Reminder, o Options) (*asynq.Task, error) {
+	payload, err := json.Marshal(rem)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", TypeReminder, err)
+	}
+	return asynq.NewTask(TypeReminder, payload,
+		asynq.TaskID(ReminderTaskID(rem.Registration, rem.Event, rem.Before)),
+		asynq.Queue(QueueEmail),
+		asynq.ProcessAt(rem.At),
+		asynq.MaxRetry(o.MaxRetry),
+	), nil
+}
+
+// ReminderTaskID leaves the dates out: when Synap sends the registration
+// again with new dates, the new reminder has the old one's id and replaces
+// it.
+func ReminderTaskID(r relay.Registration, event relay.Event, before time.Duration) string {
+	return TypeReminder + ":" + relay.Hash(r.SubjectID(), string(event), before.String())
+}
+
+// ParseRegistration reads the payload of a registration, email or Slack
+// task. A payload that cannot be read never will be: the caller archives
+// the task.
+func ParseRegistration(payload []byte) (relay.Registration, error) {
+	return decode[relay.Registration](payload)
+}
+
+// ParseDigest reads a digest task's payload.
+func ParseDigest(payload []byte) (relay.Digest, error) { return decode[relay.Digest](payload) }
+
+// ParseReminder reads a reminder task's payload.
+func ParseReminder(payload []byte) (relay.Reminder, error) { return decode[relay.Reminder](payload) }
 
 // decode reads any task payload; numbers in custom attributes stay
 // json.Number so they print as Synap sent them.

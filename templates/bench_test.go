@@ -3,6 +3,8 @@ package templates
 import (
 	"testing"
 	"time"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 func BenchmarkConfirmation(b *testing.B) {
@@ -10,10 +12,10 @@ func BenchmarkConfirmation(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := NewData(sampleRegistrations()[0], time.UTC)
+	r := sampleRegistrations()[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Confirmation(d); err != nil {
+		if _, err := s.Confirmation(r, time.UTC); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -21,25 +23,27 @@ func BenchmarkConfirmation(b *testing.B) {
 
 func BenchmarkStaffAlert(b *testing.B) {
 	s, _ := Load(Options{})
-	d := NewData(sampleRegistrations()[0], time.UTC)
+	r := sampleRegistrations()[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.StaffAlert(d); err != nil {
+		if _, err := s.StaffAlert(r, time.UTC); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
+// BenchmarkStaffDigest500 is a digest of 500 students that names 25.
 func BenchmarkStaffDigest500(b *testing.B) {
-	s, _ := Load(Options{})
-	d := NewData(sampleRegistrations()[0], time.UTC)
-	digest := Digest{Exam: d.Exam, Groups: []string{d.Group.Name}, Count: 500, More: 475}
-	for range 25 {
-		digest.Students = append(digest.Students, d.Student)
+	s, _ := Load(Options{DigestList: 25})
+	var d relay.Digest
+	for i := range 500 {
+		r := sampleRegistrations()[0]
+		r.User.ID = r.User.ID + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		d.Items = append(d.Items, relay.DigestItem{Registration: r})
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.StaffDigest(digest); err != nil {
+		if _, err := s.StaffDigest(d, time.UTC); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -47,11 +51,11 @@ func BenchmarkStaffDigest500(b *testing.B) {
 
 func BenchmarkReminder(b *testing.B) {
 	s, _ := Load(Options{})
-	d := NewData(sampleRegistrations()[0], time.UTC)
-	r := Reminder{Data: d, Event: "open", When: d.Exam.Opens, Remaining: 90 * time.Minute}
+	rem := relay.Reminder{Registration: sampleRegistrations()[0], Event: relay.ExamOpens, Before: 90 * time.Minute}
+	now := rem.EventTime().Add(-90 * time.Minute)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Reminder(r); err != nil {
+		if _, err := s.Reminder(rem, time.UTC, now); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,10 +72,10 @@ func BenchmarkConfirmationFrench(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := NewData(sampleRegistrations()[0], time.UTC)
+	r := sampleRegistrations()[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Confirmation(d); err != nil {
+		if _, err := s.Confirmation(r, time.UTC); err != nil {
 			b.Fatal(err)
 		}
 	}

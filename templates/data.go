@@ -5,7 +5,7 @@ import (
 
 	"github.com/slack-go/slack/slackutilsx"
 
-	"github.com/exam-relay/relay/tasks"
+	"github.com/exam-relay/relay/relay"
 )
 
 // Data is what the email and staff-alert templates see. Times are already
@@ -60,8 +60,9 @@ type Portal struct {
 	ID string
 }
 
-// Digest is what the staff digest template sees: one exam, many students.
-type Digest struct {
+// DigestData is what the staff digest template sees: one exam, many
+// students.
+type DigestData struct {
 	Exam Exam
 	// Groups are the names of the user groups the students came in with.
 	Groups []string
@@ -72,8 +73,8 @@ type Digest struct {
 	Zone     string
 }
 
-// NewData shows r in loc.
-func NewData(r tasks.Registration, loc *time.Location) Data {
+// newData shows r in loc.
+func newData(r relay.Registration, loc *time.Location) Data {
 	d := Data{
 		Student: Student{ID: r.User.ID, Name: r.User.Name, Email: r.User.Email, Attributes: r.User.CustomAttributes},
 		Exam: Exam{
@@ -95,10 +96,29 @@ func NewData(r tasks.Registration, loc *time.Location) Data {
 	return d
 }
 
-// NewReminder shows rem in loc as sent at now.
-func NewReminder(rem tasks.Reminder, loc *time.Location, now time.Time) Reminder {
+// newReminder shows rem in loc as sent at now.
+func newReminder(rem relay.Reminder, loc *time.Location, now time.Time) Reminder {
 	when := rem.EventTime()
-	return Reminder{Data: NewData(rem.Registration, loc), Event: rem.Event, When: when.In(loc), Remaining: when.Sub(now)}
+	return Reminder{Data: newData(rem.Registration, loc), Event: string(rem.Event), When: when.In(loc), Remaining: when.Sub(now)}
+}
+
+// newDigestData shows d in loc: the exam, every user group, how many, and
+// the first list students (d is sorted).
+func newDigestData(d relay.Digest, loc *time.Location, list int) DigestData {
+	first := newData(d.Items[0].Registration, loc)
+	v := DigestData{Exam: first.Exam, Count: len(d.Items), Zone: first.Zone}
+	seen := map[string]bool{}
+	for i, item := range d.Items {
+		if g := item.Registration.UserGroup.Name; g != "" && !seen[g] {
+			seen[g] = true
+			v.Groups = append(v.Groups, g)
+		}
+		if i < list {
+			v.Students = append(v.Students, newData(item.Registration, loc).Student)
+		}
+	}
+	v.More = v.Count - len(v.Students)
+	return v
 }
 
 func inZone(t *time.Time, loc *time.Location) *time.Time {
@@ -120,7 +140,7 @@ func (d Data) slackSafe() Data {
 	return d
 }
 
-func (d Digest) slackSafe() Digest {
+func (d DigestData) slackSafe() DigestData {
 	d.Exam = d.Exam.slackSafe()
 	groups := make([]string, len(d.Groups))
 	for i, g := range d.Groups {

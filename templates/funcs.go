@@ -2,9 +2,10 @@ package templates
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // funcsFor are the functions every template may call, writing in lang;
@@ -41,8 +42,8 @@ func withQuery(rawURL string, pairs ...string) (string, error) {
 	if len(pairs)%2 != 0 {
 		return "", fmt.Errorf("withQuery: want key, value pairs, have %d values", len(pairs))
 	}
-	u, ok := webURL(rawURL)
-	if !ok {
+	u, err := relay.ParseWebURL(rawURL)
+	if err != nil {
 		return "", nil
 	}
 	q := u.Query()
@@ -53,23 +54,13 @@ func withQuery(rawURL string, pairs ...string) (string, error) {
 	return u.String(), nil
 }
 
-// webURL parses an http(s) URL with a host: the only links a template
-// makes.
-func webURL(rawURL string) (*url.URL, bool) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, false
-	}
-	return u, true
-}
-
 // slackFuncs are added for the Slack templates.
 var slackFuncs = map[string]any{
 	// link makes a Slack link to an http(s) URL, or just the label when
 	// there is no such URL. The label is already escaped by slackSafe.
 	"link": func(rawURL, label string) string {
-		u, ok := webURL(rawURL)
-		if !ok {
+		u, err := relay.ParseWebURL(rawURL)
+		if err != nil {
 			return label
 		}
 		if label == "" {

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // FuzzRender: any text in the payload renders without error, stays one line
@@ -12,26 +14,25 @@ func FuzzRender(f *testing.F) {
 	f.Add("Amara Okafor", "Year 2 Pharmacology", "MBBS Cohort", "https://med.example.edu/x")
 	f.Add("<!channel>", "<@U123|boss>", "<https://evil.example|click>", "https://a.example/?a=<b>&c=|d")
 	f.Add("{{.Student.Email}}", "Line\nBreak", "&amp;", "")
-	set, err := Load(Options{})
+	set, err := Load(Options{DigestList: 25})
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, name, exam, group, url string) {
 		r := sampleRegistrations()[0]
 		r.User.Name, r.Exam.Name, r.UserGroup.Name, r.Exam.URL = name, exam, group, url
-		d := NewData(r, time.UTC)
-		e, err := set.Confirmation(d)
+		e, err := set.Confirmation(r, time.UTC)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if strings.ContainsAny(e.Subject, "\r\n") {
 			t.Fatalf("subject %q", e.Subject)
 		}
-		alert, err := set.StaffAlert(d)
+		alert, err := set.StaffAlert(r, time.UTC)
 		if err != nil {
 			t.Fatal(err)
 		}
-		digest, err := set.StaffDigest(Digest{Exam: d.Exam, Groups: []string{group}, Count: 1, Students: []Student{d.Student}})
+		digest, err := set.StaffDigest(relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
 		if err != nil {
 			t.Fatal(err)
 		}

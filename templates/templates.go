@@ -16,6 +16,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // The English defaults are at the top; other languages in a folder each.
@@ -45,11 +47,15 @@ type Set struct {
 	html                          *htmltemplate.Template
 	reminderSubject, reminderText *texttemplate.Template
 	reminderHTML                  *htmltemplate.Template
+	digestList                    int
 	// Source says where each file came from, for `relay check`: a path,
 	// or "default" and the language of the default.
 	Source   map[string]string
 	Language Language
 }
+
+// Set is the relay's Templates.
+var _ relay.Templates = (*Set)(nil)
 
 // Options say what a Set is made of.
 type Options struct {
@@ -59,22 +65,18 @@ type Options struct {
 	// Language writes the dates and picks the defaults: its own when the
 	// relay ships them (en, fr), else English. Zero means English.
 	Language Language
+	// DigestList is how many students a staff digest names before "and N
+	// more"; zero names none.
+	DigestList int
 	// Now is the clock of the relative function; nil means time.Now.
 	Now func() time.Time
-}
-
-// Email is a rendered confirmation.
-type Email struct {
-	Subject string
-	Text    string
-	HTML    string
 }
 
 // Load parses the defaults, each replaced by the file of the same name in
 // the first of o.Dirs that has one.
 func Load(o Options) (*Set, error) {
 	o.Language = o.Language.orEnglish()
-	s := &Set{Source: map[string]string{}, Language: o.Language}
+	s := &Set{Source: map[string]string{}, Language: o.Language, digestList: o.DigestList}
 	files := map[string][]byte{}
 	for _, name := range Names {
 		b, source, err := defaultFile(o.Language, name)
@@ -174,22 +176,22 @@ func override(dir string, files map[string][]byte, source map[string]string) err
 	return nil
 }
 
-// Confirmation renders the student's email.
-func (s *Set) Confirmation(d Data) (Email, error) {
-	return s.email(s.subject, s.text, s.html, d)
+// Confirmation renders the student's email, with dates in zone.
+func (s *Set) Confirmation(reg relay.Registration, zone *time.Location) (relay.Email, error) {
+	return s.email(s.subject, s.text, s.html, newData(reg, zone))
 }
 
-// Reminder renders a reminder email.
-func (s *Set) Reminder(r Reminder) (Email, error) {
-	return s.email(s.reminderSubject, s.reminderText, s.reminderHTML, r)
+// Reminder renders a reminder email as sent at now, with dates in zone.
+func (s *Set) Reminder(rem relay.Reminder, zone *time.Location, now time.Time) (relay.Email, error) {
+	return s.email(s.reminderSubject, s.reminderText, s.reminderHTML, newReminder(rem, zone, now))
 }
 
 type executor interface {
 	Execute(w io.Writer, data any) error
 }
 
-func (s *Set) email(subject, text, html executor, data any) (Email, error) {
-	var e Email
+func (s *Set) email(subject, text, html executor, data any) (relay.Email, error) {
+	var e relay.Email
 	var b bytes.Buffer
 	if err := subject.Execute(&b, data); err != nil {
 		return e, s.execError(err)
@@ -209,20 +211,28 @@ func (s *Set) email(subject, text, html executor, data any) (Email, error) {
 	return e, nil
 }
 
-// StaffAlert renders the Slack message (mrkdwn) for one registration.
-func (s *Set) StaffAlert(d Data) (string, error) {
+// StaffAlert renders the Slack message (mrkdwn) for one registration,
+// with dates in zone.
+func (s *Set) StaffAlert(reg relay.Registration, zone *time.Location) (string, error) {
 	var b bytes.Buffer
-	if err := s.alert.Execute(&b, d.slackSafe()); err != nil {
+	if err := s.alert.Execute(&b, newData(reg, zone).slackSafe()); err != nil {
 		return "", s.execError(err)
 	}
 	return strings.TrimSpace(b.String()), nil
 }
 
-// StaffDigest renders the Slack message (mrkdwn) for many registrations for
-// one exam.
-func (s *Set) StaffDigest(d Digest) (string, error) {
+// StaffDigest renders the Slack message (mrkdwn) for the registrations of
+// a digest, all for one exam, with dates in zone.
+func (s *Set) StaffDigest(d relay.Digest, zone *time.Location) (string, error) {
+	if len(d.Items) == 0 {
+		return "", errors.New("staff digest: no registrations")
+	}
+	return s.staffDigest(newDigestData(d, zone, s.digestList))
+}
+
+func (s *Set) staffDigest(v DigestData) (string, error) {
 	var b bytes.Buffer
-	if err := s.digest.Execute(&b, d.slackSafe()); err != nil {
+	if err := s.digest.Execute(&b, v.slackSafe()); err != nil {
 		return "", s.execError(err)
 	}
 	return strings.TrimSpace(b.String()), nil
@@ -252,17 +262,22 @@ func (s *Set) Check() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, d := range sampleData() {
-		_, err := s.Confirmation(d)
-		add(err)
-		_, err = s.StaffAlert(d)
-		add(err)
-		for _, event := range []string{"open", "close"} {
-			_, err = s.Reminder(Reminder{Data: d, Event: event, When: d.Exam.Opens, Remaining: 90 * time.Minute})
+	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	for _, reg := range sampleRegistrations() {
+		for _, zone := range sampleZones() {
+			_, err := s.Confirmation(reg, zone)
 			add(err)
+			_, err = s.StaffAlert(reg, zone)
+			add(err)
+			for _, event := range []relay.Event{relay.ExamOpens, relay.ExamCloses} {
+				_, err = s.Reminder(relay.Reminder{Registration: reg, Event: event, Before: 24 * time.Hour}, zone, now)
+				add(err)
+			}
 		}
 	}
-	_, err := s.StaffDigest(sampleDigest())
+	// Two names listed and one more, whatever the configured list size,
+	// so that every part of the template runs.
+	_, err := s.staffDigest(newDigestData(sampleDigest(), time.UTC, 2))
 	add(err)
 	return errors.Join(errs...)
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/exam-relay/relay/tasks"
+	"github.com/exam-relay/relay/relay"
 )
 
 func TestDefaultsPassCheck(t *testing.T) {
@@ -25,7 +25,7 @@ func TestDefaultsPassCheck(t *testing.T) {
 func TestConfirmationShowsDatesInZoneWithAbbreviation(t *testing.T) {
 	s := mustLoad(t, "")
 	london, _ := time.LoadLocation("Europe/London")
-	e, err := s.Confirmation(NewData(sampleRegistrations()[0], london))
+	e, err := s.Confirmation(sampleRegistrations()[0], london)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,12 +47,12 @@ func TestConfirmationAcrossDSTShowsEachEndInItsOwnOffset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := tasks.DecodeRegistration(body)
+	r, err := relay.DecodeRegistration(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	paris, _ := time.LoadLocation("Europe/Paris")
-	e, err := mustLoad(t, "").Confirmation(NewData(r, paris))
+	e, err := mustLoad(t, "").Confirmation(r, paris)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestConfirmationAcrossDSTShowsEachEndInItsOwnOffset(t *testing.T) {
 }
 
 func TestConfirmationWithoutCloseDateSaysSo(t *testing.T) {
-	e, err := mustLoad(t, "").Confirmation(NewData(sampleRegistrations()[1], time.UTC))
+	e, err := mustLoad(t, "").Confirmation(sampleRegistrations()[1], time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestHTMLEscapesPayloadAndDropsUnsafeLinks(t *testing.T) {
 	r := sampleRegistrations()[0]
 	r.User.Name = `<script>alert(1)</script>`
 	r.Exam.URL = "javascript:alert(1)" // the decoder drops these; the template must too
-	e, err := mustLoad(t, "").Confirmation(NewData(r, time.UTC))
+	e, err := mustLoad(t, "").Confirmation(r, time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +92,12 @@ func TestSlackTemplatesEscapeMentionsAndLinks(t *testing.T) {
 	r := sampleRegistrations()[0]
 	r.User.Name = "<!channel> <@U123> <https://evil.example|click> & co"
 	r.Exam.Name = "<!here>"
-	d := NewData(r, time.UTC)
-	alert, err := s.StaffAlert(d)
+	alert, err := s.StaffAlert(r, time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, err := s.StaffDigest(Digest{Exam: d.Exam, Count: 1, Students: []Student{d.Student}, Groups: []string{"<!everyone>"}})
+	r.UserGroup.Name = "<!everyone>"
+	digest, err := s.StaffDigest(relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestOverrideReplacesByNameAndNamesTheFileOnError(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, ConfirmationSubject, "Exam: {{.Exam.Name}}")
 	s := mustLoad(t, dir)
-	e, err := s.Confirmation(NewData(sampleRegistrations()[0], time.UTC))
+	e, err := s.Confirmation(sampleRegistrations()[0], time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestParseErrorNamesTheFile(t *testing.T) {
 
 func mustLoad(t *testing.T, dir string) *Set {
 	t.Helper()
-	s, err := Load(Options{Dirs: []string{dir}})
+	s, err := Load(Options{Dirs: []string{dir}, DigestList: 25})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestReminderSaysWhatOpensWhenInTheStudentsZone(t *testing.T) {
 	r := sampleRegistrations()[0]
 	paris, _ := time.LoadLocation("Europe/Paris")
 	sent := r.Exam.Schedule.OpenDate.Add(-time.Hour)
-	e, err := mustLoad(t, "").Reminder(NewReminder(tasks.Reminder{Registration: r, Event: tasks.BeforeOpen, Before: time.Hour}, paris, sent))
+	e, err := mustLoad(t, "").Reminder(relay.Reminder{Registration: r, Event: relay.ExamOpens, Before: time.Hour}, paris, sent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestReminderSaysWhatOpensWhenInTheStudentsZone(t *testing.T) {
 }
 
 func TestConfirmationSaysTheDatesChanged(t *testing.T) {
-	e, err := mustLoad(t, "").Confirmation(NewData(sampleRegistrations()[2], time.UTC))
+	e, err := mustLoad(t, "").Confirmation(sampleRegistrations()[2], time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestFrenchDefaultsWriteFrenchDatesInParisTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := s.Confirmation(NewData(sampleRegistrations()[0], paris))
+	e, err := s.Confirmation(sampleRegistrations()[0], paris)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/wneessen/go-mail"
 
 	"github.com/exam-relay/relay/config"
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -210,7 +211,7 @@ func registrations(phase string, n, exams int) [][]byte {
 func (b *bench) registrationTasks(bodies [][]byte) ([]*asynq.Task, error) {
 	out := make([]*asynq.Task, len(bodies))
 	for i, body := range bodies {
-		reg, err := tasks.DecodeRegistration(body)
+		reg, err := relay.DecodeRegistration(body)
 		if err != nil {
 			return nil, err
 		}

@@ -12,16 +12,23 @@ import (
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/email"
 	"github.com/exam-relay/relay/templates"
 )
 
-// check validates what can be validated without sending anything and says
-// what it found; any problem makes it fail.
-func check(ctx context.Context, configPath string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(configPath, getenv)
+// checkCommand is `relay check`: it validates what can be validated
+// without sending anything and says what it found; any problem makes it
+// fail.
+func checkCommand(ctx context.Context, args []string, e env) error {
+	flags, configPath := newFlags("check", e)
+	if err := parseFlags(flags, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*configPath, e.getenv)
 	if err != nil {
 		return err
 	}
+	stdout := e.stdout
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SETTING\tVALUE")
 	for _, s := range config.Settings {
@@ -42,7 +49,7 @@ func check(ctx context.Context, configPath string, getenv func(string) string, s
 
 	// Building the routing parses every route's templates and executes
 	// them against sample registrations.
-	routing, err := relay.NewRouting(cfg, nil)
+	routing, err := newRouting(cfg, nil)
 	report("templates of every route", err)
 	if routing != nil {
 		printRoutes(stdout, routing)
@@ -66,7 +73,7 @@ func check(ctx context.Context, configPath string, getenv func(string) string, s
 	} else {
 		server, err := config.ParseSMTPURL(cfg.SMTP.URL)
 		if err == nil {
-			err = relay.NewSMTPPool(server, 1).Ping(ctx)
+			err = email.NewPool(server, 1).Ping(ctx)
 		}
 		report("smtp", err)
 	}
@@ -82,21 +89,32 @@ func printRoutes(stdout io.Writer, routing *relay.Routing) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nROUTE\tMATCH\tEMAIL\tLANGUAGE\tZONE\tFROM\tSLACK\tTEMPLATES")
 	for _, r := range routing.All() {
-		email := "on"
-		if !r.Email {
-			email = "off"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", r.Name, r.MatchSummary(), email, r.Templates.Language.Tag,
-			r.Location, r.Sender.From, r.SlackMode, r.SlackDestination, templateSources(r.Templates))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", r.Name, matchSummary(r), onOff(r.Email), r.Language,
+			r.Location, r.Sender.From, r.Slack.Mode, r.Slack.Name, templateSources(templateSet(r)))
 	}
 	tw.Flush()
 	for _, r := range routing.All() {
-		if names := r.Templates.Untranslated(); len(names) > 0 {
+		if names := templateSet(r).Untranslated(); len(names) > 0 {
 			fmt.Fprintf(stdout, "WARN  route %s: no default templates in %s; %s stay English (export them with relay templates export and translate)\n",
-				r.Name, r.Templates.Language.Tag, strings.Join(names, ", "))
+				r.Name, r.Language, strings.Join(names, ", "))
 		}
 	}
 	fmt.Fprintln(stdout)
+}
+
+// matchSummary is the route's conditions as the config gives them.
+func matchSummary(r *relay.Route) string {
+	if r.Name == relay.DefaultRoute {
+		return "(anything no route matches)"
+	}
+	return r.Match.String()
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // templateSources says where a set's files come from: the defaults of a

@@ -17,6 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
 
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/tasks"
 )
@@ -154,7 +155,7 @@ func enqueueAll(t *testing.T, redis *relaytest.Redis, from, to int) {
 	t.Helper()
 	client := asynq.NewClientFromRedisClient(redis.Client())
 	for i := from; i < to; i++ {
-		reg, err := tasks.DecodeRegistration(registration(i))
+		reg, err := relay.DecodeRegistration(registration(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,27 +371,27 @@ func TestSMTPFaultsRetryTemporaryAndArchivePermanent(t *testing.T) {
 	}
 
 	var out strings.Builder
-	if err := run(t.Context(), []string{"relay", "tasks", "-json"}, func(k string) string { return f.env[k] }, &out, os.Stderr); err != nil {
+	if err := run(t.Context(), []string{"relay", "tasks", "-json"}, func(k string) string { return f.env[k] }, nil, &out, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
 	if c := strings.Count(out.String(), `"channel": "email"`); c != 5 || strings.Count(out.String(), "550") < 5 {
 		t.Errorf("relay tasks -json lists %d failed emails, want 5 with 550:\n%s", c, out.String())
 	}
 	out.Reset()
-	if err := run(t.Context(), []string{"relay", "tasks"}, func(k string) string { return f.env[k] }, &out, os.Stderr); err != nil {
+	if err := run(t.Context(), []string{"relay", "tasks"}, func(k string) string { return f.env[k] }, nil, &out, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "usr_41") || !strings.Contains(out.String(), "5 failed") {
 		t.Errorf("relay tasks:\n%s", out.String())
 	}
 
-	reg, _ := tasks.DecodeRegistration([]byte(strings.Replace(string(registration(41)), "@example.edu", "@blocked.example", 1)))
+	reg, _ := relay.DecodeRegistration([]byte(strings.Replace(string(registration(41)), "@example.edu", "@blocked.example", 1)))
 	id := tasks.TaskID(tasks.TypeEmail, reg)
-	if err := run(t.Context(), []string{"relay", "tasks", "delete", id}, func(k string) string { return f.env[k] }, &out, os.Stderr); err != nil {
+	if err := run(t.Context(), []string{"relay", "tasks", "delete", id}, func(k string) string { return f.env[k] }, nil, &out, os.Stderr); err != nil {
 		t.Fatal(err)
 	}
 	out.Reset()
-	run(t.Context(), []string{"relay", "tasks", "retry", "-all"}, func(k string) string { return f.env[k] }, &out, os.Stderr)
+	run(t.Context(), []string{"relay", "tasks", "retry", "-all"}, func(k string) string { return f.env[k] }, nil, &out, os.Stderr)
 	if !strings.Contains(out.String(), "4 failed deliveries queued again") {
 		t.Errorf("retry -all: %s", out.String())
 	}

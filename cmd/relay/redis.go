@@ -15,18 +15,16 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/config"
-	"github.com/exam-relay/relay/relay"
 )
 
-// connectRedis opens RELAY_REDIS_URL, or for `relay run` without one an
-// in-memory Redis in this process.
-func connectRedis(ctx context.Context, cfg config.Config, allowEmbedded bool, log *slog.Logger, stdout io.Writer) (redis.UniversalClient, func(), error) {
-	redis.SetLogger(relay.RedisLogger{Log: log})
-	if cfg.RedisURL == "" {
-		if !allowEmbedded {
-			return nil, nil, errors.New("RELAY_REDIS_URL is not set: relay serve and relay work share a Redis (only relay run can do without one, in memory)")
-		}
+// connectRedis opens RELAY_REDIS_URL, or when embedded an in-memory Redis
+// in this process.
+func connectRedis(ctx context.Context, cfg config.Config, embedded bool, log *slog.Logger, stdout io.Writer) (redis.UniversalClient, func(), error) {
+	if embedded {
 		return embeddedRedis(log, stdout)
+	}
+	if cfg.RedisURL == "" {
+		return nil, nil, errors.New("RELAY_REDIS_URL is not set: relay serve and relay work share a Redis (only relay run can do without one, in memory)")
 	}
 	rdb, err := openRedis(ctx, cfg.RedisURL)
 	if err != nil {
@@ -111,4 +109,13 @@ func embeddedRedis(log *slog.Logger, stdout io.Writer) (redis.UniversalClient, f
 		close(stop)
 		mr.Close()
 	}, nil
+}
+
+// redisLogger sends go-redis's own messages (failed dials while Redis is
+// away) to a log, as JSON like everything else. go-redis has one logger per
+// process: main sets it before anything connects.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, args ...any) {
+	l.log.Warn(fmt.Sprintf(format, args...), "component", "go-redis")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,71 +11,40 @@ import (
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
-	"github.com/exam-relay/relay/tasks"
 )
 
-// routeFor loads the config and the payload and finds the route it would
-// take, or the one named.
-func routeFor(configPath, payloadPath, name string, getenv func(string) string, stdin io.Reader) (*relay.Routing, *relay.Route, tasks.Registration, error) {
-	var reg tasks.Registration
-	if payloadPath == "" {
-		return nil, nil, reg, errors.New("-payload FILE is required: a webhook body such as examples/registration.json (- reads standard input)")
+// renderCommand is `relay render`: it prints what a registration would
+// produce, the email's headers, subject and text and the Slack message,
+// and writes the email's HTML.
+func renderCommand(_ context.Context, args []string, e env) error {
+	flags, configPath := newFlags("render", e)
+	payload := flags.String("payload", "", "a webhook body (- for standard input)")
+	name := flags.String("route", "", "use this route instead of the one the body matches")
+	htmlPath := flags.String("html", "", "write the email's HTML to this file")
+	if err := parseFlags(flags, args); err != nil {
+		return err
 	}
-	cfg, err := config.Load(configPath, getenv)
-	if err != nil {
-		return nil, nil, reg, err
-	}
-	routing, err := relay.NewRouting(cfg, nil)
-	if err != nil {
-		return nil, nil, reg, err
-	}
-	var body []byte
-	if payloadPath == "-" {
-		body, err = io.ReadAll(stdin)
-	} else {
-		body, err = os.ReadFile(payloadPath)
-	}
-	if err != nil {
-		return nil, nil, reg, fmt.Errorf("payload: %w", err)
-	}
-	if reg, err = tasks.DecodeRegistration(body); err != nil {
-		// The same answer the receiver would give Synap.
-		return nil, nil, reg, fmt.Errorf("%s: %w", payloadPath, err)
-	}
-	route := routing.Match(reg)
-	if name != "" {
-		var ok bool
-		if route, ok = routing.Named(name); !ok {
-			return nil, nil, reg, fmt.Errorf("no route named %q in the config (have %s)", name, routeNames(routing))
-		}
-	}
-	return routing, route, reg, nil
-}
-
-func routeNames(routing *relay.Routing) string {
-	var names []string
-	for _, r := range routing.All() {
-		names = append(names, r.Name)
-	}
-	return strings.Join(names, ", ")
-}
-
-// renderCommand prints what a registration would produce: the email's
-// headers, subject and text, the Slack message; and writes the HTML.
-func renderCommand(configPath, payloadPath, name, htmlPath string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	routing, route, reg, err := routeFor(configPath, payloadPath, name, getenv, stdin)
+	routing, reg, err := loadPayload(*configPath, *payload, e)
 	if err != nil {
 		return err
 	}
-	data := routing.Data(route, reg)
-	fmt.Fprintf(stdout, "Route:     %s (language %s, zone %s)\n", route.Name, route.Templates.Language.Tag, data.Zone)
-	if problem := relay.ScheduleProblem(reg); problem != "" {
+	route := routing.Match(reg)
+	if *name != "" {
+		var ok bool
+		if route, ok = routing.Named(*name); !ok {
+			return fmt.Errorf("no route named %q in the config (have %s)", *name, routeNames(routing))
+		}
+	}
+
+	stdout := e.stdout
+	fmt.Fprintf(stdout, "Route:     %s (language %s, zone %s)\n", route.Name, route.Language, route.Zone(reg))
+	if problem := reg.Exam.Schedule.Problem(); problem != "" {
 		fmt.Fprintf(stdout, "Warning:   %s\n", problem)
 	}
 	if !route.Email {
 		fmt.Fprintln(stdout, "Email:     off for this route; the student gets none")
 	} else {
-		email, err := route.Templates.Confirmation(data)
+		email, err := route.Confirmation(reg)
 		if err != nil {
 			return err
 		}
@@ -84,22 +54,21 @@ func renderCommand(configPath, payloadPath, name, htmlPath string, getenv func(s
 		}
 		fmt.Fprintf(stdout, "To:        %s <%s>\n", reg.User.Name, reg.User.Email)
 		fmt.Fprintf(stdout, "Subject:   %s\n\n%s\n", email.Subject, email.Text)
-		if htmlPath != "" {
-			if err := os.WriteFile(htmlPath, []byte(email.HTML), 0o644); err != nil {
+		if *htmlPath != "" {
+			if err := os.WriteFile(*htmlPath, []byte(email.HTML), 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "(HTML written to %s)\n", htmlPath)
+			fmt.Fprintf(stdout, "(HTML written to %s)\n", *htmlPath)
 		}
 	}
 
-	fmt.Fprintf(stdout, "\n--- Slack, %s → %s ---\n", route.SlackMode, route.SlackDestination)
+	fmt.Fprintf(stdout, "\n--- Slack, %s → %s ---\n", route.Slack.Mode, route.Slack.Name)
 	var text string
-	switch route.SlackMode {
-	case config.SlackEach:
-		text, err = route.Templates.StaffAlert(data)
-	case config.SlackDigest:
-		batch := tasks.DigestBatch{Items: []tasks.DigestItem{{Registration: reg, ReceivedAt: time.Now()}}}
-		text, err = route.Templates.StaffDigest(routing.Digest(route, batch))
+	switch route.Slack.Mode {
+	case relay.ModeEach:
+		text, err = route.StaffAlert(reg)
+	case relay.ModeDigest:
+		text, err = route.StaffDigest(relay.Digest{Items: []relay.DigestItem{{Registration: reg, ReceivedAt: time.Now()}}})
 		text += "\n(a digest of this registration alone; a burst lists every student)"
 	default:
 		text = "(Slack is off for this route)"
@@ -111,22 +80,41 @@ func renderCommand(configPath, payloadPath, name, htmlPath string, getenv func(s
 	return nil
 }
 
-// routeCommand says which route a registration takes, and why each route
-// before it did not match.
-func routeCommand(configPath, payloadPath string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
-	routing, _, reg, err := routeFor(configPath, payloadPath, "", getenv, stdin)
+// loadPayload loads the config's routing and the webhook body at path,
+// decoded as the receiver would.
+func loadPayload(configPath, path string, e env) (*relay.Routing, relay.Registration, error) {
+	var reg relay.Registration
+	if path == "" {
+		return nil, reg, errors.New("-payload FILE is required: a webhook body such as examples/registration.json (- reads standard input)")
+	}
+	cfg, err := config.Load(configPath, e.getenv)
 	if err != nil {
-		return err
+		return nil, reg, err
 	}
-	route, lines := routing.Explain(reg)
-	for _, line := range lines {
-		fmt.Fprintln(stdout, line)
+	routing, err := newRouting(cfg, nil)
+	if err != nil {
+		return nil, reg, err
 	}
-	email := "email on"
-	if !route.Email {
-		email = "email off"
+	var body []byte
+	if path == "-" {
+		body, err = io.ReadAll(e.stdin)
+	} else {
+		body, err = os.ReadFile(path)
 	}
-	fmt.Fprintf(stdout, "\n→ %s: %s, language %s, zone %s, from %s, slack %s → %s\n", route.Name, email,
-		route.Templates.Language.Tag, routing.Location(route, reg), route.Sender.From, route.SlackMode, route.SlackDestination)
-	return nil
+	if err != nil {
+		return nil, reg, fmt.Errorf("payload: %w", err)
+	}
+	if reg, err = relay.DecodeRegistration(body); err != nil {
+		// The same answer the receiver would give Synap.
+		return nil, reg, fmt.Errorf("%s: %w", path, err)
+	}
+	return routing, reg, nil
+}
+
+func routeNames(routing *relay.Routing) string {
+	var names []string
+	for _, r := range routing.All() {
+		names = append(names, r.Name)
+	}
+	return strings.Join(names, ", ")
 }

@@ -18,7 +18,7 @@ import (
 func relayOutput(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := run(context.Background(), append([]string{"relay"}, args...), func(k string) string { return env[k] }, &out, io.Discard)
+	err := run(context.Background(), append([]string{"relay"}, args...), func(k string) string { return env[k] }, nil, &out, io.Discard)
 	return out.String(), err
 }
 

@@ -8,16 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-
-	"github.com/exam-relay/relay/templates"
 )
 
 const usage = `relay receives Synap's "User Registered for Exam" webhooks and sends each
 student a confirmation email and staff a Slack message.
 
-Usage: relay <command> [-config FILE]
+Usage: relay <command> [-config FILE] [flags]
 
 Commands:
   run     receiver and worker in one process (with nothing configured: an
@@ -38,6 +35,8 @@ Commands:
           RELAY_TEMPLATES_DIR or a route's templates folder
   help    this text
 
+relay <command> -h lists the command's flags.
+
 SIGHUP makes a running worker re-read the config and templates; if they
 fail to load, it keeps the ones it has and logs why.
 
@@ -45,10 +44,31 @@ Settings come from the config file (-config or RELAY_CONFIG), then from
 RELAY_* environment variables; the README lists them all.
 `
 
+// env is what a command may use of its process: main passes the real one,
+// tests their own.
+type env struct {
+	getenv         func(string) string
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// commands are the subcommands, each in a file of its own with its own
+// flags.
+var commands = map[string]func(ctx context.Context, args []string, e env) error{
+	"run":       runCommand,
+	"serve":     serveCommand,
+	"work":      workCommand,
+	"check":     checkCommand,
+	"tasks":     tasksCommand,
+	"render":    renderCommand,
+	"route":     routeCommand,
+	"templates": templatesCommand,
+}
+
 // errUsage means the command line was wrong; usage has been printed.
 var errUsage = errors.New("see usage above")
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -56,80 +76,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return errUsage
 	}
-	cmd := args[1]
-	flags := flag.NewFlagSet("relay "+cmd, flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	configPath := flags.String("config", getenv("RELAY_CONFIG"), "YAML config file (or RELAY_CONFIG)")
-	asJSON := flags.Bool("json", false, "relay tasks: print JSON for scripts")
-	scheduled := flags.Bool("scheduled", false, "relay tasks: list scheduled reminders")
-	payload := flags.String("payload", "", "relay render, relay route: a webhook body (- for standard input)")
-	routeName := flags.String("route", "", "relay render: use this route instead of the one the body matches")
-	htmlOut := flags.String("html", "", "relay render: write the email's HTML to this file")
-
-	var m mode
-	switch cmd {
-	case "run":
-		m = mode{serve: true, work: true, embedded: true}
-	case "serve":
-		m = mode{serve: true}
-	case "work":
-		m = mode{work: true}
-	case "check", "tasks", "render", "route":
-	case "templates":
-		return templatesCommand(args[2:], stderr, stdout)
+	name := args[1]
+	switch name {
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
-	default:
+	}
+	command, ok := commands[name]
+	if !ok {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+		return fmt.Errorf("unknown command %q", name)
 	}
-	if err := flags.Parse(args[2:]); err != nil {
-		return err
-	}
-	if cmd == "tasks" {
-		return tasksCommand(ctx, *configPath, *asJSON, *scheduled, flags.Args(), getenv, stdout)
-	}
-	if flags.NArg() > 0 {
-		return fmt.Errorf("relay %s: unexpected arguments %q", cmd, flags.Args())
-	}
-	switch cmd {
-	case "check":
-		return check(ctx, *configPath, getenv, stdout)
-	case "render":
-		return renderCommand(*configPath, *payload, *routeName, *htmlOut, getenv, os.Stdin, stdout)
-	case "route":
-		return routeCommand(*configPath, *payload, getenv, os.Stdin, stdout)
-	}
-	return runRelay(ctx, m, *configPath, getenv, stdout, stderr)
+	return command(ctx, args[2:], env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr})
 }
 
-func templatesCommand(args []string, stderr, stdout io.Writer) error {
-	const usage = "usage: relay templates export [-language fr] DIR"
-	if len(args) == 0 || args[0] != "export" {
-		return errors.New(usage)
-	}
-	flags := flag.NewFlagSet("relay templates export", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	tag := flags.String("language", "en", "whose defaults: "+strings.Join(templates.Languages(), ", ")+" (only en and fr have their own wording)")
-	if err := flags.Parse(args[1:]); err != nil {
+// newFlags is the flag set of `relay name`, with the -config flag every
+// command that reads the config has.
+func newFlags(name string, e env) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("relay "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs, fs.String("config", e.getenv("RELAY_CONFIG"), "YAML config file (or RELAY_CONFIG)")
+}
+
+// parseFlags parses args and refuses arguments the command does not take.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if flags.NArg() != 1 {
-		return errors.New(usage)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
 	}
-	lang, err := templates.ParseLanguage(*tag)
-	if err != nil {
-		return err
-	}
-	dir := flags.Arg(0)
-	written, err := templates.Export(dir, lang)
-	for _, path := range written {
-		fmt.Fprintln(stdout, "wrote", path)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "Edit them, then set RELAY_TEMPLATES_DIR=%s (or a route's templates: %s); files you delete fall back to the defaults.\n", dir, dir)
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/tasks"
 )
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 	if args := os.Getenv(asRelayEnv); args != "" {
 		// This test binary is standing in for the relay binary: see
 		// startProcess.
-		if err := run(context.Background(), append([]string{"relay"}, strings.Fields(args)...), os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if err := run(context.Background(), append([]string{"relay"}, strings.Fields(args)...), os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "relay:", err)
 			os.Exit(1)
 		}
@@ -65,7 +66,7 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 		}
 	}
 	getenv := func(k string) string { return env[k] }
-	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, p.stdout, io.Discard) }()
+	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, nil, p.stdout, io.Discard) }()
 	t.Cleanup(func() { p.stop() })
 
 	listening := regexp.MustCompile(`Listening on (https?://[^/\s]+)`)
@@ -165,7 +166,7 @@ func TestRunTurnsThreeIdenticalPostsIntoOneEmailAndOneSlackMessage(t *testing.T)
 	// The default Slack mode is a digest, posted once the exam has had no
 	// new registration for RELAY_DIGEST_GRACE (5 s).
 	slack.WaitFor(t, 1, 30*time.Second)
-	reg, err := tasks.DecodeRegistration(body)
+	reg, err := relay.DecodeRegistration(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestServeAndWorkRefuseToGuess(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			err := run(context.Background(), append([]string{"relay"}, tt.args...), func(k string) string { return env[k] }, io.Discard, io.Discard)
+			err := run(context.Background(), append([]string{"relay"}, tt.args...), func(k string) string { return env[k] }, nil, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want it to mention %s", err, tt.want)
 			}
@@ -275,7 +276,7 @@ func TestCheckRedactsSecretsAndNamesBrokenTemplates(t *testing.T) {
 		"RELAY_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T1/B2/slack-secret-789",
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, &out, io.Discard); err != nil {
+	if err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, nil, &out, io.Discard); err != nil {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
 	for _, secret := range []string{"smtp-pass-123", "hook-pass-456", "slack-secret-789"} {
@@ -296,7 +297,7 @@ func TestCheckRedactsSecretsAndNamesBrokenTemplates(t *testing.T) {
 	}
 	env["RELAY_TEMPLATES_DIR"] = dir
 	out.Reset()
-	err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, &out, io.Discard)
+	err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, nil, &out, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), broken) || !strings.Contains(err.Error(), "FullName") {
 		t.Errorf("check with a broken template = %v", err)
 	}
@@ -412,7 +413,7 @@ func TestTasksScheduledListsRemindersNotYetDue(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		out.Reset()
-		if err := run(context.Background(), []string{"relay", "tasks", "-scheduled", "-json"}, getenv, &out, io.Discard); err != nil {
+		if err := run(context.Background(), []string{"relay", "tasks", "-scheduled", "-json"}, getenv, nil, &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Count(out.String(), `"id"`) >= 4 {
@@ -437,7 +438,7 @@ func TestTasksScheduledListsRemindersNotYetDue(t *testing.T) {
 		t.Errorf("missing reminders %v in %s", want, out.String())
 	}
 	out.Reset()
-	run(context.Background(), []string{"relay", "tasks", "-scheduled"}, getenv, &out, io.Discard)
+	run(context.Background(), []string{"relay", "tasks", "-scheduled"}, getenv, nil, &out, io.Discard)
 	if !strings.Contains(out.String(), "SEND AT") || strings.Count(out.String(), "before open") != 3 {
 		t.Errorf("relay tasks -scheduled:\n%s", out.String())
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/exam-relay/relay/config"
-	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/tasks"
 )
 
 const tasksUsage = `usage:
@@ -22,9 +22,17 @@ const tasksUsage = `usage:
   relay tasks retry ID|-all    deliver again, now
   relay tasks delete ID        forget a failed delivery`
 
-// tasksCommand lets an operator see and act on what failed for good.
-func tasksCommand(ctx context.Context, configPath string, asJSON, scheduled bool, args []string, getenv func(string) string, stdout io.Writer) error {
-	cfg, err := config.Load(configPath, getenv)
+// tasksCommand is `relay tasks`: it lets an operator see and act on what
+// failed for good, and see the reminders waiting for their time.
+func tasksCommand(ctx context.Context, args []string, e env) error {
+	flags, configPath := newFlags("tasks", e)
+	asJSON := flags.Bool("json", false, "print JSON for scripts")
+	scheduled := flags.Bool("scheduled", false, "list scheduled reminders")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	args, stdout := flags.Args(), e.stdout
+	cfg, err := config.Load(*configPath, e.getenv)
 	if err != nil {
 		return err
 	}
@@ -39,44 +47,44 @@ func tasksCommand(ctx context.Context, configPath string, asJSON, scheduled bool
 	in := asynq.NewInspectorFromRedisClient(rdb)
 
 	switch {
-	case len(args) == 0 && scheduled:
-		reminders, err := relay.Scheduled(in)
+	case len(args) == 0 && *scheduled:
+		reminders, err := tasks.Scheduled(in)
 		if err != nil {
 			return err
 		}
-		if asJSON {
+		if *asJSON {
 			if reminders == nil {
-				reminders = []relay.ScheduledReminder{}
+				reminders = []tasks.ScheduledReminder{}
 			}
 			return printJSON(stdout, reminders)
 		}
 		printScheduled(stdout, reminders)
 		return nil
 	case len(args) == 0:
-		failed, err := relay.Failed(in)
+		failed, err := tasks.Failed(in)
 		if err != nil {
 			return err
 		}
-		if asJSON {
+		if *asJSON {
 			if failed == nil {
-				failed = []relay.FailedTask{}
+				failed = []tasks.FailedTask{}
 			}
 			return printJSON(stdout, failed)
 		}
 		printFailed(stdout, failed)
 		return nil
 	case len(args) == 2 && args[0] == "retry" && (args[1] == "-all" || args[1] == "--all"):
-		n, err := relay.RetryAllFailed(in)
+		n, err := tasks.RetryAllFailed(in)
 		fmt.Fprintf(stdout, "%d failed deliveries queued again\n", n)
 		return err
 	case len(args) == 2 && args[0] == "retry":
-		if err := relay.RetryFailed(in, args[1]); err != nil {
+		if err := tasks.RetryFailed(in, args[1]); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s queued again\n", args[1])
 		return nil
 	case len(args) == 2 && args[0] == "delete":
-		if err := relay.DeleteFailed(in, args[1]); err != nil {
+		if err := tasks.DeleteFailed(in, args[1]); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s deleted\n", args[1])
@@ -86,7 +94,7 @@ func tasksCommand(ctx context.Context, configPath string, asJSON, scheduled bool
 	}
 }
 
-func printFailed(w io.Writer, failed []relay.FailedTask) {
+func printFailed(w io.Writer, failed []tasks.FailedTask) {
 	if len(failed) == 0 {
 		fmt.Fprintln(w, "No failed deliveries.")
 		return
@@ -111,7 +119,7 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printScheduled(w io.Writer, reminders []relay.ScheduledReminder) {
+func printScheduled(w io.Writer, reminders []tasks.ScheduledReminder) {
 	if len(reminders) == 0 {
 		fmt.Fprintln(w, "No reminders scheduled. (RELAY_REMINDER_BEFORE_OPEN / _CLOSE turn them on.)")
 		return

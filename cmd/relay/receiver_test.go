@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/config"
+	"github.com/exam-relay/relay/relay/webhook"
+	"github.com/exam-relay/relay/tasks"
+)
+
+// answer is the receiver's JSON answer, as a sender reads it.
+type answer struct {
+	Status string            `json:"status"`
+	ID     string            `json:"id"`
+	Fields map[string]string `json:"fields"`
+}
+
+func TestReceiverStoresRegistrationBeforeAnswering(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	body := readExample(t, "registration.json")
+	code, resp := h.post(body)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST = %d %s", code, resp)
+	}
+	var got answer
+	if err := json.Unmarshal([]byte(resp), &got); err != nil || got.Status != "accepted" {
+		t.Fatalf("body %s (%v)", resp, err)
+	}
+	reg := decodeBody(t, body)
+	if got.ID != reg.ID() {
+		t.Errorf("id %q, want %q", got.ID, reg.ID())
+	}
+	// 202 promised it is in Redis: it is there, under its id, whatever
+	// state the worker has moved it to since.
+	info, err := h.inspect.GetTaskInfo(tasks.QueueRegistrations, tasks.TaskID(tasks.TypeRegistration, reg))
+	if err != nil {
+		t.Fatalf("task not in Redis after 202: %v", err)
+	}
+	if info.Type != tasks.TypeRegistration {
+		t.Errorf("type %q", info.Type)
+	}
+}
+
+func TestReceiverTreatsRepeatAsSuccessThatSendsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	body := readExample(t, "registration.json")
+	codes := []int{}
+	for range 3 {
+		code, _ := h.post(body)
+		codes = append(codes, code)
+	}
+	if codes[0] != http.StatusAccepted || codes[1] != http.StatusOK || codes[2] != http.StatusOK {
+		t.Fatalf("codes %v, want 202 then 200 200", codes)
+	}
+	h.smtp.WaitFor(t, 1, 10*time.Second)
+	h.slack.WaitFor(t, 1, 10*time.Second)
+	// Give a wrongly duplicated task time to arrive before counting.
+	reg := decodeBody(t, body)
+	h.waitForTask(tasks.QueueEmail, tasks.TaskID(tasks.TypeEmail, reg), asynq.TaskStateCompleted, 5*time.Second)
+	h.waitForTask(tasks.QueueSlack, tasks.TaskID(tasks.TypeSlack, reg), asynq.TaskStateCompleted, 5*time.Second)
+	if n := h.smtp.Count(); n != 1 {
+		t.Errorf("%d emails, want 1", n)
+	}
+	if n := len(h.slack.Posts()); n != 1 {
+		t.Errorf("%d Slack posts, want 1", n)
+	}
+}
+
+func TestReceiverRejectsWhatCannotWorkNamingTheField(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	valid := string(readExample(t, "registration.json"))
+	tests := []struct {
+		name        string
+		body        string
+		contentType string
+		code        int
+		field       string
+	}{
+		{"no email", strings.Replace(valid, `"email": "jonas.becker@example.edu",`, "", 1), "application/json", 400, "user.email"},
+		{"not json", "user=jonas", "application/json", 400, "body"},
+		{"empty", "", "application/json", 400, "body"},
+		{"array", "[]", "application/json", 400, "body"},
+		{"bad open date", strings.Replace(valid, "2026-12-14T09:00:00.000Z", "tomorrow", 1), "application/json; charset=utf-8", 400, "exam.schedule.openDate"},
+		{"form post", valid, "application/x-www-form-urlencoded", 415, ""},
+		{"too large", `{"pad":"` + strings.Repeat("x", webhook.MaxBodyBytes) + `"}`, "application/json", 413, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, resp := h.do([]byte(tt.body), func(r *http.Request) {
+				r.SetBasicAuth(testUser, testPassword)
+				r.Header.Set("Content-Type", tt.contentType)
+			})
+			if code != tt.code {
+				t.Fatalf("code %d, want %d: %s", code, tt.code, resp)
+			}
+			var got answer
+			if err := json.Unmarshal([]byte(resp), &got); err != nil {
+				t.Fatalf("body is not JSON: %s", resp)
+			}
+			if tt.field != "" && got.Fields[tt.field] == "" {
+				t.Errorf("fields %v do not name %s", got.Fields, tt.field)
+			}
+		})
+	}
+	queues, err := h.inspect.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queues) != 0 {
+		t.Errorf("rejected bodies reached the queue: %v", queues)
+	}
+}
+
+func TestReceiverRequiresBothCredentials(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	body := readExample(t, "registration.json")
+	for name, prepare := range map[string]func(*http.Request){
+		"none":           func(*http.Request) {},
+		"wrong password": func(r *http.Request) { r.SetBasicAuth(testUser, "guess") },
+		"wrong username": func(r *http.Request) { r.SetBasicAuth("admin", testPassword) },
+		"prefix":         func(r *http.Request) { r.SetBasicAuth(testUser, testPassword[:4]) },
+	} {
+		code, resp := h.do(body, prepare)
+		if code != http.StatusUnauthorized {
+			t.Errorf("%s: code %d %s, want 401", name, code, resp)
+		}
+	}
+	if n, _ := h.inspect.Queues(); len(n) != 0 {
+		t.Errorf("unauthenticated bodies reached the queue: %v", n)
+	}
+}
+
+func TestReceiverNeverAnswers2xxForWhatItCouldNotKeep(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withConfig(func(c *config.Config) { c.Spool.Max = 1 }))
+	h.redis.Stop()
+	if code, resp := h.post(registrationFor(1, 0)); code != http.StatusAccepted || !strings.Contains(resp, "spooled") {
+		t.Fatalf("Redis down, spool empty: %d %s, want 202 spooled", code, resp)
+	}
+	// Redis down and the spool full: nothing could keep it.
+	if code, resp := h.post(registrationFor(2, 0)); code != http.StatusServiceUnavailable || !strings.Contains(resp, "unavailable") {
+		t.Fatalf("Redis down, spool full: %d %s, want 503", code, resp)
+	}
+	resp, err := http.Get(h.http.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz = %d with Redis down", resp.StatusCode)
+	}
+	h.redis.Start()
+	h.waitReady()
+	h.waitForRecipients([]string{"student1@example.edu"}, 20*time.Second)
+	if code, resp := h.post(registrationFor(2, 0)); code != http.StatusAccepted {
+		t.Errorf("after Redis came back: %d %s", code, resp)
+	}
+	h.waitForRecipients([]string{"student2@example.edu"}, 20*time.Second)
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.post(readExample(t, "registration.json"))
+	h.post([]byte("{"))
+	for path, want := range map[string]string{
+		"/healthz": `"ok"`,
+		"/readyz":  `"redis":"ok"`,
+		"/metrics": `relay_webhooks_total{outcome="accepted"} 1`,
+	} {
+		resp, err := http.Get(h.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(b.String(), want) {
+			t.Errorf("GET %s = %d, lacks %s:\n%.2000s", path, resp.StatusCode, want, b.String())
+		}
+	}
+	resp, _ := http.Get(h.http.URL + "/metrics")
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`relay_webhooks_total{outcome="rejected"} 1`, "go_goroutines"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestReceiverSpoolsWhileRedisIsDownAndDeliversEverythingAfter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const before, during = 10, 40
+	for i := range before {
+		if code, resp := h.post(registrationFor(i, i%3)); code != http.StatusAccepted {
+			t.Fatalf("before: %d %s", code, resp)
+		}
+	}
+	h.redis.Stop()
+	for i := before; i < before+during; i++ {
+		if code, resp := h.post(registrationFor(i, i%3)); code != http.StatusAccepted || !strings.Contains(resp, "spooled") {
+			t.Fatalf("Redis down: %d %s, want 202 spooled", code, resp)
+		}
+	}
+	if d := h.spoolDepth(); d != during {
+		t.Errorf("spool depth %d, want %d", d, during)
+	}
+	resp, err := http.Get(h.http.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), fmt.Sprintf(`"spool":%d`, during)) {
+		t.Errorf("/readyz = %d %s", resp.StatusCode, body)
+	}
+
+	// The restarted Redis is empty: what was queued before the stop is
+	// lost with it (this one keeps nothing on disk), but everything
+	// answered 202 while it was down must arrive.
+	h.redis.Start()
+	var want []string
+	for i := before; i < before+during; i++ {
+		want = append(want, fmt.Sprintf("student%d@example.edu", i))
+	}
+	got := h.waitForRecipients(want, 30*time.Second)
+	for _, addr := range want {
+		if got[addr] != 1 {
+			t.Errorf("%s got %d emails, want 1", addr, got[addr])
+		}
+	}
+	if d := h.spoolDepth(); d != 0 {
+		t.Errorf("spool depth %d after draining", d)
+	}
+}
+
+func TestOneEmailForARegistrationSignedUnderTwoWebhookIDs(t *testing.T) {
+	t.Parallel()
+	key := []byte("secret key for tests")
+	h := newHarness(t, withSignatures(key))
+	body := readExample(t, "registration.json")
+	signer := webhook.NewStandardWebhooks([][]byte{key})
+	signed := func(id string) func(*http.Request) {
+		return func(r *http.Request) {
+			now := time.Now()
+			r.Header.Set("webhook-id", id)
+			r.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+			r.Header.Set("webhook-signature", signer.Sign(id, now, body))
+		}
+	}
+	for _, step := range []struct {
+		id   string
+		want int
+	}{{"msg_1", 202}, {"msg_1", 200}, {"msg_2", 202}} {
+		if code, resp := h.do(body, signed(step.id)); code != step.want {
+			t.Errorf("webhook-id %s: %d %s, want %d", step.id, code, resp, step.want)
+		}
+	}
+	if code, _ := h.post(body); code != http.StatusUnauthorized {
+		t.Errorf("Basic auth alone passed a receiver that requires signatures: %d", code)
+	}
+	h.waitForRecipients([]string{"jonas.becker@example.edu"}, 10*time.Second)
+	reg := decodeBody(t, body)
+	h.waitForTask(tasks.QueueEmail, tasks.TaskID(tasks.TypeEmail, reg), asynq.TaskStateCompleted, 5*time.Second)
+	if n := h.smtp.Count(); n != 1 {
+		t.Errorf("%d emails for one registration sent under two webhook-ids, want 1", n)
+	}
+}

@@ -1,0 +1,32 @@
+package redisstore
+
+// Every Redis key the relay owns, besides asynq's own. They are stored
+// data: renaming one forgets what was kept under the old name.
+const prefix = "exam-relay:"
+
+// sentKey marks a delivery the mail server or Slack accepted.
+func sentKey(delivery string) string { return prefix + "sent:" + delivery }
+
+// scheduleKey holds the dates a student was last told for an exam.
+func scheduleKey(subjectID string) string { return prefix + "schedule:" + subjectID }
+
+// boardKey holds today's digest message for an exam at a destination.
+func boardKey(destination, group, day string) string {
+	return prefix + "digest-board:" + destination + ":" + group + ":" + day
+}
+
+// boardLockKey is held while one worker posts or updates that message.
+func boardLockKey(destination, group, day string) string {
+	return boardKey(destination, group, day) + ":lock"
+}
+
+// blockedKey holds every post to a destination while it asked to wait.
+func blockedKey(scope, destination string) string {
+	return prefix + scope + "-blocked:" + destination
+}
+
+// rateKey counts posts to a destination; redis_rate adds its own "rate:"
+// in front.
+func rateKey(scope, destination string) string {
+	return prefix + scope + "-rate:" + destination
+}

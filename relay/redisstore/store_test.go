@@ -1,0 +1,136 @@
+package redisstore
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/relaytest"
+)
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(relaytest.QuietRedisLogger{})
+	os.Exit(m.Run())
+}
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	return New(relaytest.StartRedis(t).Client(), time.Hour)
+}
+
+func registration(opens time.Time) relay.Registration {
+	return relay.Registration{
+		User:      relay.User{ID: "usr_1", Email: "a@example.edu"},
+		Exam:      relay.Exam{ObjectID: "exm_1", Schedule: relay.Schedule{OpenDate: opens}},
+		Portal:    relay.Portal{ID: "p"},
+		UserGroup: relay.UserGroup{ObjectID: "g"},
+	}
+}
+
+func TestSentMarksAreRememberedForTheRetention(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	if sent, err := s.Sent(ctx, "email:confirmation:x"); err != nil || sent {
+		t.Fatalf("Sent before any mark = %v, %v", sent, err)
+	}
+	if err := s.MarkSent(ctx, "email:confirmation:x"); err != nil {
+		t.Fatal(err)
+	}
+	if sent, _ := s.Sent(ctx, "email:confirmation:x"); !sent {
+		t.Error("the mark is not there")
+	}
+	if ttl := s.rdb.TTL(ctx, sentKey("email:confirmation:x")).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("mark kept for %v, want the retention of 1h", ttl)
+	}
+}
+
+func TestSwapScheduleSaysWhatChangedAndCountsChanges(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	first := time.Date(2026, 12, 14, 9, 0, 0, 0, time.UTC)
+	steps := []struct {
+		opens    time.Time
+		previous *time.Time
+		sequence int
+	}{
+		{first, nil, 0},                   // told once: nothing before
+		{first, nil, 0},                   // the same dates again: no change
+		{first.Add(time.Hour), &first, 1}, // moved: the old dates, SEQUENCE 1
+		{first.Add(2 * time.Hour), ptr(first.Add(time.Hour)), 2}, // moved again
+	}
+	for i, step := range steps {
+		prev, err := s.SwapSchedule(ctx, registration(step.opens))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case step.previous == nil && prev != nil:
+			t.Errorf("step %d: previous %+v, want none", i, prev)
+		case step.previous != nil && (prev == nil || !prev.Schedule.OpenDate.Equal(*step.previous) || prev.Sequence != step.sequence):
+			t.Errorf("step %d: previous %+v, want %v with sequence %d", i, prev, step.previous, step.sequence)
+		}
+	}
+}
+
+func ptr(t time.Time) *time.Time { return &t }
+
+func TestBoardLockIsHeldByOneWorker(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	b := s.Board("slack-1", "digest:x", "2026-12-14")
+	unlock, ok, err := b.Lock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("first lock: %v %v", ok, err)
+	}
+	if _, ok, _ := s.Board("slack-1", "digest:x", "2026-12-14").Lock(ctx); ok {
+		t.Error("a second worker took the lock")
+	}
+	if _, ok, _ := s.Board("slack-1", "digest:x", "2026-12-15").Lock(ctx); !ok {
+		t.Error("another day's board is locked too")
+	}
+	unlock()
+	if _, ok, _ := b.Lock(ctx); !ok {
+		t.Error("the lock was not released")
+	}
+
+	if e, err := b.Entry(ctx); err != nil || e.Ref != "" {
+		t.Fatalf("entry before any save: %+v %v", e, err)
+	}
+	b.Save(ctx, BoardEntry{Ref: "C1 123.456", Items: []relay.DigestItem{{Registration: registration(time.Now())}}})
+	if e, _ := b.Entry(ctx); e.Ref != "C1 123.456" || len(e.Items) != 1 {
+		t.Errorf("entry after save: %+v", e)
+	}
+}
+
+func TestLimiterSpacesPostsAndHoldsThemAfterA429(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	l := s.NewLimiter("slack", 1, time.Second)
+	if err := l.Wait(ctx, "slack-1"); err != nil {
+		t.Fatalf("first post: %v", err)
+	}
+	start := time.Now()
+	if err := l.Wait(ctx, "slack-1"); err != nil {
+		t.Fatalf("second post: %v", err)
+	}
+	if waited := time.Since(start); waited < 800*time.Millisecond {
+		t.Errorf("second post allowed after %v, want about a second", waited)
+	}
+	if err := l.Wait(ctx, "slack-2"); err != nil {
+		t.Errorf("another destination waited for the first: %v", err)
+	}
+
+	l.Block(ctx, "slack-1", 5*time.Second)
+	err := l.Wait(ctx, "slack-1")
+	if relay.OutcomeOf(err) != relay.RateLimited || relay.RetryAfterOf(err) < 4*time.Second {
+		t.Errorf("after a 429 of 5s: %v, retry after %v", err, relay.RetryAfterOf(err))
+	}
+	other := s.NewLimiter("slack", 1, time.Second)
+	if err := other.Wait(ctx, "slack-1"); relay.OutcomeOf(err) != relay.RateLimited {
+		t.Errorf("another worker's limiter ignored the 429: %v", err)
+	}
+}

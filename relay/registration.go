@@ -1,0 +1,92 @@
+package relay
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Registration is Synap's "User Registered for Exam" webhook body, checked
+// and normalised: dates parsed, ids as strings, the exam link kept only when
+// it is http(s). It is the payload of every task a registration becomes,
+// so its JSON names are stored in Redis and must not change.
+type Registration struct {
+	User      User      `json:"user"`
+	Portal    Portal    `json:"portal"`
+	Meta      Meta      `json:"meta"`
+	Exam      Exam      `json:"exam"`
+	UserGroup UserGroup `json:"userGroup"`
+	// Previous is set by the worker when Synap sent this student and exam
+	// before with other dates: the email then says the dates changed.
+	Previous *Previous `json:"previous,omitempty"`
+}
+
+type User struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	// CustomAttributes holds any JSON; numbers stay json.Number so they
+	// print as Synap sent them.
+	CustomAttributes map[string]any `json:"customAttributes,omitempty"`
+}
+
+type Portal struct {
+	ID string `json:"id"`
+}
+
+type Meta struct {
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+}
+
+type Exam struct {
+	ObjectID string   `json:"objectId"`
+	URL      string   `json:"url,omitempty"`
+	Name     string   `json:"name"`
+	Schedule Schedule `json:"schedule"`
+}
+
+type UserGroup struct {
+	ObjectID string `json:"objectId"`
+	Name     string `json:"name"`
+}
+
+// ID identifies a registration: portal, student, exam, user group and
+// schedule. The same webhook twice has the same ID; new dates make a new
+// one, because new dates are news for the student.
+func (r Registration) ID() string {
+	closes := ""
+	if r.Exam.Schedule.CloseDate != nil {
+		closes = r.Exam.Schedule.CloseDate.UTC().Format(time.RFC3339Nano)
+	}
+	return Hash(r.identity(), r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339Nano), closes)
+}
+
+// SubjectID identifies who is registered for what, whatever the dates: a
+// calendar event keeps it as its UID so a moved exam moves in the calendar.
+func (r Registration) SubjectID() string {
+	return Hash(r.identity())
+}
+
+// identity includes the address so that two students without a user id
+// never share one.
+func (r Registration) identity() string {
+	return strings.Join([]string{r.Portal.ID, r.User.ID, strings.ToLower(r.User.Email), r.Exam.ObjectID, r.UserGroup.ObjectID}, "\x00")
+}
+
+// Hash is what the relay's ids are made of: 32 hex digits of SHA-256 over
+// the parts.
+func Hash(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:16])
+}
+
+// MaskEmail keeps enough of an address to tell a support ticket which
+// student it was about, not enough to be personal data in a log.
+func MaskEmail(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" {
+		return "***"
+	}
+	return local[:1] + "***@" + domain
+}

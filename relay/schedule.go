@@ -1,0 +1,34 @@
+package relay
+
+import "time"
+
+// Schedule is when an exam can be taken.
+type Schedule struct {
+	OpenDate time.Time `json:"openDate"`
+	// CloseDate is nil for an exam that stays open indefinitely.
+	CloseDate *time.Time `json:"closeDate,omitempty"`
+}
+
+// Previous is what the relay last told the student about the exam.
+type Previous struct {
+	Schedule Schedule `json:"schedule"`
+	// Sequence counts the changes, for the calendar event's SEQUENCE.
+	Sequence int `json:"sequence"`
+}
+
+// Equal reports whether both schedules name the same moments.
+func (s Schedule) Equal(o Schedule) bool {
+	if !s.OpenDate.Equal(o.OpenDate) || (s.CloseDate == nil) != (o.CloseDate == nil) {
+		return false
+	}
+	return s.CloseDate == nil || s.CloseDate.Equal(*o.CloseDate)
+}
+
+// Problem is what is odd about the dates, or "": the email still goes out
+// with the dates as given, and the oddity is logged.
+func (s Schedule) Problem() string {
+	if s.CloseDate != nil && s.CloseDate.Before(s.OpenDate) {
+		return "the exam closes before it opens; sending the dates as given"
+	}
+	return ""
+}

@@ -1,0 +1,38 @@
+package webhook
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exam-relay/relay/relay"
+)
+
+// Metrics are the HTTP surface's Prometheus series.
+type Metrics struct {
+	reg prometheus.Registerer
+	// webhooks counts requests by outcome.
+	webhooks *prometheus.CounterVec
+}
+
+// NewMetrics registers the webhook's series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_webhooks_total",
+			Help: "Webhook requests by outcome (accepted, spooled, duplicate, rejected, unauthorized, unavailable).",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.webhooks)
+	for _, o := range []relay.Outcome{relay.Accepted, relay.Spooled, relay.Duplicate, relay.Rejected, relay.Unauthorized, relay.Unavailable} {
+		m.webhooks.WithLabelValues(string(o))
+	}
+	return m
+}
+
+// ObserveSpool exports how many registrations wait in s for Redis.
+func (m *Metrics) ObserveSpool(s *Spool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "relay_spool_depth",
+		Help: "Registrations kept on local disk, waiting for Redis.",
+	}, func() float64 { return float64(s.Depth()) }))
+}

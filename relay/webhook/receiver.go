@@ -1,0 +1,175 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/tasks"
+)
+
+// Enqueuer stores a task in the queue; *asynq.Client is one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Receiver takes Synap's "User Registered for Exam" webhook. It answers 2xx
+// only once the registration is stored, in Redis or in the fsynced spool:
+// Synap does not retry, so an answer is a promise.
+type Receiver struct {
+	queue   Enqueuer
+	opts    tasks.Options
+	spool   *Spool
+	log     *slog.Logger
+	metrics *Metrics
+}
+
+// ReceiverDeps is everything a Receiver needs; every field is required.
+type ReceiverDeps struct {
+	Queue Enqueuer
+	// Options are the rules of the registration tasks it enqueues.
+	Options tasks.Options
+	// Spool keeps registrations while Redis cannot take them.
+	Spool   *Spool
+	Metrics *Metrics
+	Log     *slog.Logger
+}
+
+// NewReceiver is a Receiver with every part it needs, or an error naming
+// the part that is missing.
+func NewReceiver(d ReceiverDeps) (*Receiver, error) {
+	switch {
+	case d.Queue == nil:
+		return nil, errors.New("receiver: no Queue")
+	case d.Spool == nil:
+		return nil, errors.New("receiver: no Spool")
+	case d.Metrics == nil:
+		return nil, errors.New("receiver: no Metrics")
+	case d.Log == nil:
+		return nil, errors.New("receiver: no Log")
+	}
+	return &Receiver{queue: d.Queue, opts: d.Options, spool: d.Spool, log: d.Log, metrics: d.Metrics}, nil
+}
+
+// enqueueTimeout bounds how long a request waits for Redis before the
+// registration goes to the spool instead.
+const enqueueTimeout = 2 * time.Second
+
+// receipt is the body of every answer: what happened, and the
+// registration's id for anyone tracing it.
+type receipt struct {
+	Status string            `json:"status"`
+	ID     string            `json:"id,omitempty"`
+	Error  string            `json:"error,omitempty"`
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// answer counts o and tells the sender, with o's HTTP status.
+func answer(w http.ResponseWriter, m *Metrics, o relay.Outcome, body receipt) {
+	answerWith(w, m, o, o.HTTPStatus(), body)
+}
+
+// answerWith is answer with a status that says more than o's own: 413 and
+// 415 are rejections too.
+func answerWith(w http.ResponseWriter, m *Metrics, o relay.Outcome, status int, body receipt) {
+	m.webhooks.WithLabelValues(string(o)).Inc()
+	body.Status = string(o)
+	writeJSON(w, status, body)
+}
+
+func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, rc.metrics)
+	if !ok {
+		return
+	}
+	reg, err := relay.DecodeRegistration(body)
+	if err != nil {
+		var problems relay.Problems
+		errors.As(err, &problems)
+		rc.log.Info("webhook rejected", "problems", problems.Error())
+		answer(w, rc.metrics, relay.Rejected, receipt{Error: "invalid registration", Fields: problems})
+		return
+	}
+
+	id := reg.ID()
+	attrs := []any{"registration", id, "user", reg.User.ID, "exam", reg.Exam.ObjectID, "to", relay.MaskEmail(reg.User.Email)}
+	outcome, err := rc.store(r.Context(), reg, webhookID(r.Context()))
+	switch outcome {
+	case relay.Accepted:
+		rc.log.Info("webhook accepted", attrs...)
+	case relay.Spooled:
+		rc.log.Warn("webhook spooled: Redis unavailable", attrs...)
+	case relay.Duplicate:
+		// Delivered before: a success for Synap, nothing new for the student.
+		rc.log.Info("webhook duplicate", attrs...)
+	default:
+		rc.log.Error("webhook not stored", append(attrs, "err", err)...)
+		w.Header().Set("Retry-After", "30")
+		answer(w, rc.metrics, outcome, receipt{Error: "could not store the registration; nothing was kept, send it again"})
+		return
+	}
+	answer(w, rc.metrics, outcome, receipt{ID: id})
+}
+
+// store puts reg in Redis, or in the spool when Redis cannot take it, and
+// says which it came to.
+func (rc *Receiver) store(ctx context.Context, reg relay.Registration, webhookID string) (relay.Outcome, error) {
+	task, err := tasks.NewRegistrationTask(reg, rc.opts)
+	if err != nil {
+		return relay.Unavailable, err
+	}
+	if rc.spool.Depth() > 0 {
+		// Redis was away a moment ago and the spool is not yet drained:
+		// don't make this request wait for Redis too.
+		return rc.toSpool(task.Payload())
+	}
+	var opts []asynq.Option
+	if webhookID != "" {
+		opts = append(opts, asynq.TaskID(tasks.WebhookTaskID(webhookID)))
+	}
+	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	defer cancel()
+	_, err = rc.queue.EnqueueContext(ctx, task, opts...)
+	switch {
+	case err == nil:
+		return relay.Accepted, nil
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return relay.Duplicate, nil
+	}
+	rc.log.Warn("redis unavailable; spooling", "err", err)
+	return rc.toSpool(task.Payload())
+}
+
+func (rc *Receiver) toSpool(payload []byte) (relay.Outcome, error) {
+	if err := rc.spool.Append(payload); err != nil {
+		return relay.Unavailable, err
+	}
+	return relay.Spooled, nil
+}
+
+// EnqueueSpooled moves one spooled payload into Redis: the spool's drainer
+// calls it. A repeat of something already queued is a success.
+func (rc *Receiver) EnqueueSpooled(payload []byte) error {
+	reg, err := tasks.ParseRegistration(payload)
+	if err != nil {
+		// Not something Redis being back will fix; keeping it would block
+		// the spool forever.
+		rc.log.Error("spool: dropping an unreadable line", "err", err)
+		return nil
+	}
+	task, err := tasks.NewRegistrationTask(reg, rc.opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
+	defer cancel()
+	if _, err := rc.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/redisstore"
+	"github.com/exam-relay/relay/relay/slack"
+	"github.com/exam-relay/relay/tasks"
+)
+
+// aggregate is the asynq GroupAggregator: the registrations gathered for
+// one exam become one digest task.
+func (w *Worker) aggregate(group string, items []*asynq.Task) *asynq.Task {
+	task, err := tasks.NewDigestTask(group, items, w.options)
+	if err != nil {
+		// Marshalling decoded JSON does not fail; if it ever does, an
+		// empty digest is logged and dropped rather than crashing asynq.
+		w.log.Error("digest: aggregate", "group", group, "err", err)
+		return asynq.NewTask(tasks.TypeSlackDigest, []byte(`{}`), asynq.Queue(tasks.QueueSlack))
+	}
+	return task
+}
+
+func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
+	d, err := tasks.ParseDigest(t.Payload())
+	if err != nil {
+		return unreadable(err)
+	}
+	if len(d.Items) == 0 {
+		return nil
+	}
+	first := d.Items[0].Registration
+	routing := w.Routing()
+	route := routing.Match(first)
+	// Where the items were gathered for, unless a reload has since
+	// removed it.
+	dest, ok := routing.Destination(d.Items[0].Destination)
+	if !ok {
+		dest = route.Slack
+	}
+	return w.deliver(ctx, delivery{channel: channelSlack, key: taskID(ctx), reg: first, route: route, send: func() error {
+		var err error
+		if messages, ok := dest.Poster.(slack.Messages); ok {
+			err = w.updateTodaysDigest(ctx, messages, dest, route, d)
+		} else {
+			var text string
+			if text, err = renderDigest(route, d); err == nil {
+				err = w.postSlack(ctx, dest, text)
+			}
+		}
+		if err == nil {
+			w.metrics.digestSize.Observe(float64(len(d.Items)))
+			w.metrics.digestDelay.Observe(time.Since(d.FirstReceived()).Seconds())
+		}
+		return err
+	}})
+}
+
+func renderDigest(route *relay.Route, d relay.Digest) (string, error) {
+	text, err := route.StaffDigest(d)
+	if err != nil {
+		return "", relay.Permanent(fmt.Errorf("render slack digest: %w", err))
+	}
+	return text, nil
+}
+
+// updateTodaysDigest merges d into the message posted today for the exam
+// and updates it (chat.update), or posts one that later digests update.
+//
+// Why update rather than reply in a thread: staff scan the channel for one
+// line per exam, and the number they want is the total registered so far;
+// a thread hides the new names one click away and still needs the
+// parent's count fixed.
+func (w *Worker) updateTodaysDigest(ctx context.Context, messages slack.Messages, dest relay.Destination, route *relay.Route, d relay.Digest) error {
+	board := w.store.Board(dest.Name, d.Group, w.now().In(w.today).Format(time.DateOnly))
+	unlock, ok, err := board.Lock(ctx)
+	if err != nil {
+		return relay.Temporary(fmt.Errorf("digest board: %w", err))
+	}
+	if !ok {
+		return relay.Limited(time.Second, errors.New("another digest for this exam is being posted"))
+	}
+	defer unlock()
+	entry, err := board.Entry(ctx)
+	if err != nil {
+		return relay.Temporary(fmt.Errorf("digest board: %w", err))
+	}
+	merged := relay.MergeDigestItems(entry.Items, d.Items)
+	text, err := renderDigest(route, relay.Digest{Group: d.Group, Items: merged})
+	if err != nil {
+		return err
+	}
+	if entry.Ref != "" {
+		err = w.callSlack(ctx, dest, func() error { return messages.UpdateMessage(ctx, entry.Ref, text) })
+		if err == nil {
+			entry.Items = merged
+			board.Save(ctx, entry)
+			return nil
+		}
+		if !errors.Is(err, slack.ErrMessageGone) {
+			return err
+		}
+		// Someone deleted it: start today's message again.
+	}
+	var ref string
+	err = w.callSlack(ctx, dest, func() (err error) {
+		ref, err = messages.PostMessage(ctx, text)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	board.Save(ctx, redisstore.BoardEntry{Ref: ref, Items: merged})
+	return nil
+}
+
+// postSlack posts text within the destination's rate limit.
+func (w *Worker) postSlack(ctx context.Context, dest relay.Destination, text string) error {
+	return w.callSlack(ctx, dest, func() error { return dest.Poster.Post(ctx, text) })
+}
+
+// callSlack makes one Slack call in turn with every worker posting to the
+// destination, and makes Slack's 429 hold them all, not only this task.
+func (w *Worker) callSlack(ctx context.Context, dest relay.Destination, call func() error) error {
+	if err := w.slackLimit.Wait(ctx, dest.Name); err != nil {
+		return err
+	}
+	err := call()
+	if d := relay.RetryAfterOf(err); d > 0 {
+		w.slackLimit.Block(ctx, dest.Name, d)
+	}
+	return err
+}

@@ -1,0 +1,57 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/tasks"
+)
+
+// fanOut turns a registration into a task per channel its route asks for,
+// each with its own id, and schedules its reminders.
+func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
+	reg, err := tasks.ParseRegistration(t.Payload())
+	if err != nil {
+		return unreadable(err)
+	}
+	if reg.Previous, err = w.store.SwapSchedule(ctx, reg); err != nil {
+		return fmt.Errorf("schedule memory: %w", err)
+	}
+	route := w.Routing().Match(reg)
+	var next []*asynq.Task
+	if route.Email {
+		email, err := tasks.NewEmailTask(reg, w.options)
+		if err != nil {
+			return relay.Permanent(err)
+		}
+		next = append(next, email)
+	}
+	switch route.Slack.Mode {
+	case relay.ModeEach:
+		alert, err := tasks.NewSlackTask(reg, w.options)
+		if err != nil {
+			return relay.Permanent(err)
+		}
+		next = append(next, alert)
+	case relay.ModeDigest:
+		item, err := tasks.NewDigestItemTask(reg, route.Slack.Name, w.now(), w.options)
+		if err != nil {
+			return relay.Permanent(err)
+		}
+		next = append(next, item)
+	}
+	for _, task := range next {
+		// A conflict means an earlier run of this task got that far.
+		if _, err := w.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return fmt.Errorf("enqueue %s: %w", task.Type(), err)
+		}
+	}
+	if route.Email && w.reminders.On() {
+		return w.scheduleReminders(ctx, reg)
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package worker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/exam-relay/relay/relay"
+)
+
+// Metrics are the worker's Prometheus series.
+type Metrics struct {
+	// deliveries counts delivery attempts by channel and outcome.
+	deliveries *prometheus.CounterVec
+	sendTime   *prometheus.HistogramVec
+	// digestSize and digestDelay describe posted digests: registrations
+	// in each, and seconds from the first registration to the post.
+	digestSize  prometheus.Histogram
+	digestDelay prometheus.Histogram
+}
+
+// deliveryOutcomes are the outcomes a delivery attempt is counted by.
+var deliveryOutcomes = []relay.Outcome{relay.Sent, relay.Retry, relay.RateLimited, relay.Failed, relay.AlreadySent}
+
+// NewMetrics registers the worker's series with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_deliveries_total",
+			Help: "Delivery attempts by channel (email, slack) and outcome (sent, retry, rate_limited, failed, already_sent).",
+		}, []string{"channel", "outcome"}),
+		sendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "relay_send_duration_seconds",
+			Help:    "Time to hand one message to the SMTP server or Slack.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"channel"}),
+		digestSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "relay_digest_registrations",
+			Help:    "Registrations per posted Slack digest.",
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000},
+		}),
+		digestDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "relay_digest_delay_seconds",
+			Help:    "Time from a digest's first registration to its Slack post.",
+			Buckets: []float64{1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
+		}),
+	}
+	reg.MustRegister(m.deliveries, m.sendTime, m.digestSize, m.digestDelay)
+	for _, channel := range []string{channelEmail, channelSlack} {
+		for _, o := range deliveryOutcomes {
+			m.deliveries.WithLabelValues(channel, string(o))
+		}
+	}
+	return m
+}
+
+func (m *Metrics) delivered(channel string, o relay.Outcome) {
+	m.deliveries.WithLabelValues(channel, string(o)).Inc()
+}

@@ -1,0 +1,84 @@
+package worker
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/tasks"
+)
+
+// Settings are the knobs of a worker process.
+type Settings struct {
+	Concurrency     int
+	ShutdownTimeout time.Duration
+	// RetrySchedule is the wait before each retry; the last one repeats.
+	RetrySchedule []time.Duration
+	// Digest is when asynq hands a group of digest items over.
+	Digest DigestWindow
+}
+
+// DigestWindow is when asynq hands a group of digest items over: once no
+// item came for Grace, or MaxDelay after the first, or at MaxSize items.
+type DigestWindow struct {
+	Grace, MaxDelay time.Duration
+	MaxSize         int
+}
+
+// NewServer is the asynq server that runs w's tasks from rdb: the one
+// place the relay's asynq configuration is made.
+func (w *Worker) NewServer(rdb redis.UniversalClient, s Settings) *asynq.Server {
+	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+		Concurrency:    s.Concurrency,
+		Queues:         tasks.Queues,
+		RetryDelayFunc: retryDelay(s.RetrySchedule),
+		IsFailure:      isFailure,
+		// Idle queues are polled this often; asynq's 1 s default would add
+		// up to a second to every quiet-time registration.
+		TaskCheckInterval: 200 * time.Millisecond,
+		// Retries and rate-limit waits become due with this precision.
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          s.ShutdownTimeout,
+		Logger:                   asynqLogger{w.log},
+		LogLevel:                 asynq.WarnLevel,
+		// Always on, even when no route makes digests now: a reload may
+		// turn them on.
+		GroupAggregator:  asynq.GroupAggregatorFunc(w.aggregate),
+		GroupGracePeriod: s.Digest.Grace,
+		GroupMaxDelay:    s.Digest.MaxDelay,
+		GroupMaxSize:     s.Digest.MaxSize,
+	})
+}
+
+// retryDelay waits what the other side asked for when it asked, else
+// follows the schedule with up to 20% jitter, so that a burst that failed
+// together does not retry together.
+func retryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		if d := relay.RetryAfterOf(err); d > 0 {
+			return d
+		}
+		d := schedule[min(n, len(schedule)-1)]
+		return d + rand.N(d/5+1)
+	}
+}
+
+// isFailure is asynq's IsFailure: waiting out a rate limit spends no
+// attempt.
+func isFailure(err error) bool {
+	return relay.OutcomeOf(err).Next() != relay.RetryAfter
+}
+
+// asynqLogger sends asynq's own messages to the relay's log.
+type asynqLogger struct{ log *slog.Logger }
+
+func (l asynqLogger) Debug(args ...any) { l.log.Debug(fmt.Sprint(args...)) }
+func (l asynqLogger) Info(args ...any)  { l.log.Info(fmt.Sprint(args...)) }
+func (l asynqLogger) Warn(args ...any)  { l.log.Warn(fmt.Sprint(args...)) }
+func (l asynqLogger) Error(args ...any) { l.log.Error(fmt.Sprint(args...)) }
+func (l asynqLogger) Fatal(args ...any) { l.log.Error(fmt.Sprint(args...)) }
