@@ -251,6 +251,8 @@ func TestServeAndWorkRefuseToGuess(t *testing.T) {
 		{"bad zone", map[string]string{"RELAY_TIMEZONE": "Mars/Olympus"}, []string{"run"}, "RELAY_TIMEZONE"},
 		{"bad smtp url", map[string]string{"RELAY_SMTP_URL": "smtp://host?tls=maybe"}, []string{"run"}, "tls=maybe"},
 		{"unknown command", nil, []string{"deliver"}, "unknown command"},
+		{"another command's flag", map[string]string{"RELAY_REDIS_URL": rds.URL, "RELAY_WEBHOOK_PASSWORD": "x"}, []string{"serve", "-html", "x"}, "-html"},
+		{"stray argument", nil, []string{"check", "extra"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
