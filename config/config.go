@@ -89,11 +89,24 @@ type SMTP struct {
 	URL       string `yaml:"url"`
 	PoolSize  int    `yaml:"pool_size"`
 	OutboxDir string `yaml:"outbox_dir"`
+	// Rate is what the provider takes, shared by every worker; zero: no
+	// limit of the relay's own.
+	Rate Rate `yaml:"rate"`
+	// DailyLimit is emails per rolling 24 hours; 0: none.
+	DailyLimit int `yaml:"daily_limit"`
 }
 
 type Email struct {
 	From    string `yaml:"from"`
 	ReplyTo string `yaml:"reply_to"`
+	DKIM    DKIM   `yaml:"dkim"`
+}
+
+// DKIM signs every email for its From domain with a key whose public half
+// the school publishes at SELECTOR._domainkey.DOMAIN.
+type DKIM struct {
+	KeyFile  string `yaml:"key_file"`
+	Selector string `yaml:"selector"`
 }
 
 type Slack struct {
@@ -241,6 +254,16 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("RELAY_SMTP_URL (smtp.url): %w", err))
 		}
 	}
+	if c.SMTP.DailyLimit < 0 {
+		errs = append(errs, fmt.Errorf("RELAY_SMTP_DAILY_LIMIT (smtp.daily_limit): %d, want 0 (none) or more", c.SMTP.DailyLimit))
+	}
+	if d := c.Email.DKIM; d.KeyFile != "" || d.Selector != "" {
+		if d.KeyFile == "" || d.Selector == "" {
+			errs = append(errs, errors.New("RELAY_DKIM_KEY_FILE and RELAY_DKIM_SELECTOR (email.dkim.key_file, email.dkim.selector): set both, such as /etc/relay/dkim.pem and exams2026"))
+		} else if _, err := os.Stat(d.KeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_DKIM_KEY_FILE (email.dkim.key_file): %q: no such file", d.KeyFile))
+		}
+	}
 	if c.SMTP.PoolSize < 1 {
 		errs = append(errs, fmt.Errorf("RELAY_SMTP_POOL_SIZE (smtp.pool_size): %d, want 1 or more", c.SMTP.PoolSize))
 	}
@@ -341,7 +364,7 @@ func isDir(path string) error {
 // yamlTypes are the types a config file is read into, by the name the
 // YAML decoder's errors give them.
 var yamlTypes = map[string]any{
-	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "Email": Email{},
+	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "Email": Email{}, "DKIM": DKIM{},
 	"Slack": Slack{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
 	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{},
 }

@@ -47,8 +47,17 @@ type Options struct {
 	// Retention keeps a completed task, and so blocks its id, for the
 	// dedup window.
 	Retention time.Duration
-	MaxRetry  int
+	// MaxRetry is how often a task may fail before it is archived. Waits
+	// for a rate limit are not failures.
+	MaxRetry int
 }
+
+// maxRetry is one more than the relay allows: asynq archives a task that
+// returns any error once its count is reached, before asking whether the
+// error was a failure at all, so a task waiting for a rate limit on its
+// last attempt would be archived. The worker archives a task itself after
+// MaxRetry failures.
+func (o Options) maxRetry() asynq.Option { return asynq.MaxRetry(o.MaxRetry + 1) }
 
 // NewRegistrationTask is what the receiver enqueues: one per registration,
 // fanned out by the worker.
@@ -75,7 +84,7 @@ func newTask(taskType, queue string, r relay.Registration, o Options) (*asynq.Ta
 		asynq.TaskID(TaskID(taskType, r)),
 		asynq.Queue(queue),
 		asynq.Retention(o.Retention),
-		asynq.MaxRetry(o.MaxRetry),
+		o.maxRetry(),
 	), nil
 }
 
@@ -102,7 +111,7 @@ func NewDigestItemTask(r relay.Registration, destination string, receivedAt time
 		asynq.TaskID(TaskID(TypeSlackDigestItem, r)),
 		asynq.Queue(QueueSlack),
 		asynq.Group(DigestGroup(destination, r)),
-		asynq.MaxRetry(o.MaxRetry),
+		o.maxRetry(),
 	), nil
 }
 
@@ -131,7 +140,7 @@ func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, e
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigest, err)
 	}
-	return asynq.NewTask(TypeSlackDigest, payload, asynq.Queue(QueueSlack), asynq.MaxRetry(o.MaxRetry), asynq.Retention(o.Retention)), nil
+	return asynq.NewTask(TypeSlackDigest, payload, asynq.Queue(QueueSlack), o.maxRetry(), asynq.Retention(o.Retention)), nil
 }
 
 // NewReminderTask holds rem until rem.At. It keeps no retention: once
@@ -145,7 +154,7 @@ func NewReminderTask(rem relay.Reminder, o Options) (*asynq.Task, error) {
 		asynq.TaskID(ReminderTaskID(rem.Registration, rem.Event, rem.Before)),
 		asynq.Queue(QueueEmail),
 		asynq.ProcessAt(rem.At),
-		asynq.MaxRetry(o.MaxRetry),
+		o.maxRetry(),
 	), nil
 }
 

@@ -73,9 +73,24 @@ func checkCommand(ctx context.Context, args []string, e env) error {
 	} else {
 		server, err := config.ParseSMTPURL(cfg.SMTP.URL)
 		if err == nil {
+			// Dialling logs in: a refused login fails here.
 			err = email.NewPool(server, 1).Ping(ctx)
 		}
 		report("smtp", err)
+	}
+	_, limits, _ := newMailer(cfg)
+	if limits.Rate > 0 {
+		fmt.Fprintf(stdout, "note  smtp rate: %s shared by every worker; a cohort of 1,000 takes about %v to send\n",
+			cfg.SMTP.Rate, limits.TimeFor(1000).Round(time.Second))
+	} else {
+		fmt.Fprintln(stdout, "note  smtp rate: none; set RELAY_SMTP_RATE to what the provider allows (Amazon SES often 14/s, Microsoft 365 30/m)")
+	}
+	if cfg.SMTP.DailyLimit > 0 {
+		fmt.Fprintf(stdout, "note  smtp daily limit: %d emails per rolling 24 hours; past it emails wait\n", cfg.SMTP.DailyLimit)
+	}
+	if cfg.Email.DKIM.KeyFile != "" {
+		_, err := newDKIM(cfg)
+		report(fmt.Sprintf("dkim: signs for each From domain with selector %s", cfg.Email.DKIM.Selector), err)
 	}
 	if cfg.Slack.WebhookURL == "" && cfg.Slack.Token == "" {
 		fmt.Fprintln(stdout, "note  slack: not set; staff messages would be printed")

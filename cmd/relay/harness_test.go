@@ -151,6 +151,18 @@ func (h *harness) do(body []byte, prepare func(*http.Request)) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// get is the body of GET path.
+func (h *harness) get(path string) string {
+	h.t.Helper()
+	resp, err := http.Get(h.http.URL + path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // spoolDepth is how many registrations wait in the receiver's spool.
 func (h *harness) spoolDepth() int { return h.relay.http.Spool.Depth() }
 

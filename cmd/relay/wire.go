@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,11 +125,15 @@ func (p *relayProcess) startWorker() error {
 		return fmt.Errorf("templates: %w", err)
 	}
 	warnUntranslated(routing, p.log)
-	mailer, err := newMailer(cfg)
+	mailer, limits, err := newMailer(cfg)
 	if err != nil {
 		return err
 	}
 	p.onClose(func() { _ = mailer.Close() })
+	dkim, err := newDKIM(cfg)
+	if err != nil {
+		return err
+	}
 	if cfg.SMTP.URL == "" {
 		fmt.Fprintf(p.stdout, "No RELAY_SMTP_URL set: emails are written to %s/ as .eml files\n", strings.TrimSuffix(cfg.SMTP.OutboxDir, "/"))
 	}
@@ -140,22 +146,25 @@ func (p *relayProcess) startWorker() error {
 		Options:   p.options,
 		Reminders: relay.Reminders{BeforeOpen: cfg.Reminders.BeforeOpen.Std(), BeforeClose: cfg.Reminders.BeforeClose.Std()},
 		Today:     cfg.Location(),
-		Metrics:   worker.NewMetrics(p.registry),
-		Log:       p.log,
+		SMTP:      limits,
+		DKIM:      dkim,
+		Settings: worker.Settings{
+			Concurrency:     cfg.Worker.Concurrency,
+			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
+			RetrySchedule:   cfg.Worker.RetrySchedule.Std(),
+			Digest: worker.DigestWindow{
+				Grace:    time.Duration(cfg.Slack.Digest.Grace),
+				MaxDelay: time.Duration(cfg.Slack.Digest.MaxDelay),
+				MaxSize:  cfg.Slack.Digest.MaxSize,
+			},
+		},
+		Metrics: worker.NewMetrics(p.registry),
+		Log:     p.log,
 	})
 	if err != nil {
 		return err
 	}
-	server := p.worker.NewServer(p.redis, worker.Settings{
-		Concurrency:     cfg.Worker.Concurrency,
-		ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
-		RetrySchedule:   cfg.Worker.RetrySchedule.Std(),
-		Digest: worker.DigestWindow{
-			Grace:    time.Duration(cfg.Slack.Digest.Grace),
-			MaxDelay: time.Duration(cfg.Slack.Digest.MaxDelay),
-			MaxSize:  cfg.Slack.Digest.MaxSize,
-		},
-	})
+	server := p.worker.NewServer(p.redis)
 	if err := server.Start(p.worker.Mux()); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -214,15 +223,27 @@ func credentials(cfg config.Config, embedded bool, stdout io.Writer) (webhook.Cr
 	return c, nil
 }
 
-func newMailer(cfg config.Config) (email.Mailer, error) {
+// newMailer is the SMTP pool, or the outbox folder when no server is
+// configured, and the limits the worker keeps to when sending through it.
+func newMailer(cfg config.Config) (email.Mailer, worker.SMTPLimits, error) {
+	limits := worker.SMTPLimits{Server: "outbox", Rate: cfg.SMTP.Rate.N, Per: cfg.SMTP.Rate.Per, DailyLimit: cfg.SMTP.DailyLimit}
 	if cfg.SMTP.URL == "" {
-		return email.Outbox{Dir: cfg.SMTP.OutboxDir}, nil
+		return email.Outbox{Dir: cfg.SMTP.OutboxDir}, limits, nil
 	}
 	server, err := config.ParseSMTPURL(cfg.SMTP.URL)
 	if err != nil {
-		return nil, err
+		return nil, limits, err
 	}
-	return email.NewPool(server, cfg.SMTP.PoolSize), nil
+	limits.Server, limits.Mailbox = net.JoinHostPort(server.Host, strconv.Itoa(server.Port)), server.Username
+	return email.NewPool(server, cfg.SMTP.PoolSize), limits, nil
+}
+
+// newDKIM is the configured DKIM key, or the zero DKIM that signs nothing.
+func newDKIM(cfg config.Config) (email.DKIM, error) {
+	if cfg.Email.DKIM.KeyFile == "" {
+		return email.DKIM{}, nil
+	}
+	return email.LoadDKIM(cfg.Email.DKIM.KeyFile, cfg.Email.DKIM.Selector)
 }
 
 func newPosters(cfg config.Config, console io.Writer) slack.Posters {

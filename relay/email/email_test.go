@@ -94,7 +94,7 @@ func TestOutboxWritesOneWholeFilePerMessage(t *testing.T) {
 func TestReminderHasItsOwnMessageIDAndNoCalendar(t *testing.T) {
 	reg := example(t)
 	rem := relay.Reminder{Registration: reg, Event: relay.ExamOpens, Before: time.Hour}
-	m, err := Reminder(sender, rem, relay.Email{Subject: "s", Text: "t", HTML: "h"}, time.Now())
+	m, err := Reminder(sender, rem, relay.Email{Subject: "s", Text: "t", HTML: "h"}, DKIM{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func testMessage(t testing.TB, i int) *gomail.Msg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Confirmation(sender, reg, e, time.Now())
+	m, err := Confirmation(sender, reg, e, DKIM{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func FuzzConfirmationMessage(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := Confirmation(sender, reg, e, time.Now())
+		m, err := Confirmation(sender, reg, e, DKIM{}, time.Now())
 		if err != nil {
 			return // refused, never sent
 		}
@@ -209,7 +209,7 @@ func BenchmarkConfirmationMessage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m, err := Confirmation(sender, reg, e, time.Now())
+		m, err := Confirmation(sender, reg, e, DKIM{}, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}

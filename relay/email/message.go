@@ -18,8 +18,8 @@ import (
 
 // Confirmation builds the student's confirmation: the email with the exam
 // window as a calendar file.
-func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, now time.Time) (*mail.Msg, error) {
-	m, err := newMessage(s, reg, e, reg.ID()+".confirmation", now)
+func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, sign DKIM, now time.Time) (*mail.Msg, error) {
+	m, err := newMessage(s, reg, e, reg.ID()+".confirmation", sign, now)
 	if err != nil {
 		return nil, err
 	}
@@ -36,17 +36,17 @@ func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, now tim
 
 // Reminder builds a reminder email. Its Message-ID names the reminder, so
 // a mail system that sees it twice can tell.
-func Reminder(s relay.Sender, rem relay.Reminder, e relay.Email, now time.Time) (*mail.Msg, error) {
+func Reminder(s relay.Sender, rem relay.Reminder, e relay.Email, sign DKIM, now time.Time) (*mail.Msg, error) {
 	reg := rem.Registration
 	id := fmt.Sprintf("%s.reminder-%s-%d", reg.ID(), rem.Event, int(rem.Before.Minutes()))
-	return newMessage(s, reg, e, id, now)
+	return newMessage(s, reg, e, id, sign, now)
 }
 
 // newMessage builds an email to the student: subject, text and HTML
 // alternatives. Every value from the payload goes through go-mail's header
 // encoding, never into a raw header. The same idLocal always makes the
 // same Message-ID.
-func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, idLocal string, now time.Time) (*mail.Msg, error) {
+func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, idLocal string, sign DKIM, now time.Time) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.From(s.From); err != nil {
 		return nil, fmt.Errorf("from address: %w", err)
@@ -66,18 +66,32 @@ func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, idLocal s
 	m.SetMessageIDWithValue(idLocal + "@" + messageIDDomain(s.From))
 	m.SetDateWithValue(now)
 	m.SetGenHeader("X-Exam-Relay-Registration", reg.ID())
+	// An automatic email (RFC 3834): out-of-office and auto-replies are
+	// not sent back to it, or to the exams office in Reply-To. Exchange
+	// reads its own header for the same.
+	m.SetGenHeader("Auto-Submitted", "auto-generated")
+	m.SetGenHeader("X-Auto-Response-Suppress", "OOF, AutoReply")
 	m.SetBodyString(mail.TypeTextPlain, e.Text)
 	m.AddAlternativeString(mail.TypeTextHTML, e.HTML)
+	sign.sign(m, s.From)
 	return m, nil
 }
 
 // messageIDDomain is the From address's domain, as RFC 5322 suggests for
 // the right side of a Message-ID.
 func messageIDDomain(from string) string {
+	if domain := fromDomain(from); domain != "" {
+		return domain
+	}
+	return "exam-relay"
+}
+
+// fromDomain is the domain of a From address, or "".
+func fromDomain(from string) string {
 	if a, err := netmail.ParseAddress(from); err == nil {
-		if _, domain, ok := strings.Cut(a.Address, "@"); ok && domain != "" {
+		if _, domain, ok := strings.Cut(a.Address, "@"); ok {
 			return domain
 		}
 	}
-	return "exam-relay"
+	return ""
 }

@@ -37,7 +37,7 @@ func (p *Pool) Send(ctx context.Context, m *mail.Msg) error {
 
 	c, reused, err := p.get(ctx)
 	if err != nil {
-		return relay.Temporary(fmt.Errorf("smtp dial %s:%d: %w", p.server.Host, p.server.Port, err))
+		return classify(fmt.Errorf("smtp dial %s:%d: %w", p.server.Host, p.server.Port, err))
 	}
 	err = c.Send(m)
 	var sendErr *mail.SendError
@@ -46,14 +46,14 @@ func (p *Pool) Send(ctx context.Context, m *mail.Msg) error {
 		// sent on it: dial afresh, no risk of a double send.
 		_ = c.Close()
 		if c, err = p.dial(ctx); err != nil {
-			return relay.Temporary(fmt.Errorf("smtp dial %s:%d: %w", p.server.Host, p.server.Port, err))
+			return classify(fmt.Errorf("smtp dial %s:%d: %w", p.server.Host, p.server.Port, err))
 		}
 		err = c.Send(m)
 	}
 	if err != nil {
 		// The connection's state after a failure is unknown: drop it.
 		_ = c.Close()
-		return classifySMTP(err)
+		return classify(err)
 	}
 	select {
 	case p.idle <- c:

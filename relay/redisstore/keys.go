@@ -30,3 +30,14 @@ func blockedKey(scope, destination string) string {
 func rateKey(scope, destination string) string {
 	return prefix + scope + "-rate:" + destination
 }
+
+// strikesKey counts a destination's refusals in a row, for the backoff.
+func strikesKey(scope, destination string) string {
+	return prefix + scope + "-strikes:" + destination
+}
+
+// quotaKey holds the times of the sends to a destination in the last 24
+// hours.
+func quotaKey(scope, destination string) string {
+	return prefix + scope + "-quota:" + destination
+}

@@ -109,7 +109,7 @@ func TestBoardLockIsHeldByOneWorker(t *testing.T) {
 func TestLimiterSpacesPostsAndHoldsThemAfterA429(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
-	l := s.NewLimiter("slack", 1, time.Second)
+	l := s.NewLimiter("slack", 1, time.Second, LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second})
 	if err := l.Wait(ctx, "slack-1"); err != nil {
 		t.Fatalf("first post: %v", err)
 	}
@@ -129,8 +129,99 @@ func TestLimiterSpacesPostsAndHoldsThemAfterA429(t *testing.T) {
 	if relay.OutcomeOf(err) != relay.RateLimited || relay.RetryAfterOf(err) < 4*time.Second {
 		t.Errorf("after a 429 of 5s: %v, retry after %v", err, relay.RetryAfterOf(err))
 	}
-	other := s.NewLimiter("slack", 1, time.Second)
+	other := s.NewLimiter("slack", 1, time.Second, LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second})
 	if err := other.Wait(ctx, "slack-1"); relay.OutcomeOf(err) != relay.RateLimited {
 		t.Errorf("another worker's limiter ignored the 429: %v", err)
+	}
+}
+
+func TestLimiterLetsSomeWorkersWaitAndHandsTheRestBack(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	l := s.NewLimiter("smtp", 5, time.Second, LimiterOptions{Sleepers: 2, MaxSleep: 10 * time.Second, Backlog: func() int { return 100 }})
+	results := make(chan error, 4)
+	for range 4 {
+		go func() { results <- l.Wait(ctx, "smtp-1") }()
+	}
+	var passed, handedBack int
+	for range 4 {
+		err := <-results
+		switch {
+		case err == nil:
+			passed++
+		case relay.OutcomeOf(err) == relay.RateLimited:
+			handedBack++
+			// A hundred ahead at five a second: back within the 20 s they
+			// take, not at the next slot.
+			if d := relay.RetryAfterOf(err); d < time.Second || d > 20*time.Second {
+				t.Errorf("handed back for %v with 100 ahead at 5/s", d)
+			}
+		default:
+			t.Errorf("Wait: %v", err)
+		}
+	}
+	// One takes the free slot, two sleep for theirs, one goes back.
+	if passed != 3 || handedBack != 1 {
+		t.Errorf("%d passed and %d handed back, want 3 and 1", passed, handedBack)
+	}
+	if n := l.Sleeping(); n != 0 {
+		t.Errorf("%d still counted as sleeping", n)
+	}
+}
+
+func TestThrottledDoublesTheWaitWhileTheServerKeepsRefusing(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	l := s.NewLimiter("smtp", 1, time.Second, LimiterOptions{Sleepers: 1, MaxSleep: time.Second})
+	// Sends that were in flight when the server first refused are
+	// refused too: they change nothing.
+	for range 3 {
+		if d := l.Throttled(ctx, "smtp-1", 50*time.Millisecond, 300*time.Millisecond); d > 50*time.Millisecond {
+			t.Fatalf("a refusal during the hold made it %v", d)
+		}
+	}
+	// Each refusal after a hold ends doubles the next, up to the most.
+	var got []time.Duration
+	for range 4 {
+		time.Sleep(l.Blocked(ctx, "smtp-1") + 10*time.Millisecond)
+		got = append(got, l.Throttled(ctx, "smtp-1", 50*time.Millisecond, 300*time.Millisecond))
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("holds %v, want %v", got, want)
+		}
+	}
+	if err := l.Wait(ctx, "smtp-1"); relay.OutcomeOf(err) != relay.RateLimited {
+		t.Errorf("a send while held: %v", err)
+	}
+}
+
+func TestQuotaRollsOverTheWindowAndGivesBackUnsentPlaces(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	q := s.NewQuota("smtp", 3, 2*time.Second)
+	var releases []func()
+	for i := range 3 {
+		ok, used, _, release, err := q.Take(ctx, "smtp-1")
+		if err != nil || !ok || used != i+1 {
+			t.Fatalf("take %d: %v %d %v", i, ok, used, err)
+		}
+		releases = append(releases, release)
+	}
+	ok, used, wait, _, err := q.Take(ctx, "smtp-1")
+	if err != nil || ok || used != 3 || wait <= 0 || wait > 2*time.Second {
+		t.Fatalf("a fourth in the window: ok %v used %d wait %v err %v", ok, used, wait, err)
+	}
+	releases[2]() // that send did not happen
+	if ok, _, _, _, _ := q.Take(ctx, "smtp-1"); !ok {
+		t.Error("a place given back was not free again")
+	}
+	if ok, _, _, _, _ := q.Take(ctx, "smtp-2"); !ok {
+		t.Error("another mailbox shares the quota")
+	}
+	time.Sleep(wait + 100*time.Millisecond)
+	if ok, _, _, _, _ := q.Take(ctx, "smtp-1"); !ok {
+		t.Error("the window did not roll on")
 	}
 }

@@ -1,6 +1,7 @@
 package relaytest
 
 import (
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -37,6 +38,7 @@ type SMTPSink struct {
 	rejected    int
 	rcptHook    func(rcpt string) *smtp.SMTPError
 	dataHook    func(from string, to []string) *smtp.SMTPError
+	connectHook func() *smtp.SMTPError
 }
 
 // StartSMTP starts an SMTPSink that is closed when t ends.
@@ -107,7 +109,8 @@ func (s *SMTPSink) Connections() int {
 	return s.connections
 }
 
-// Rejected returns how many RCPT TO and DATA commands the hooks refused.
+// Rejected returns how many connections, RCPT TO and DATA commands the
+// hooks refused.
 func (s *SMTPSink) Rejected() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -134,6 +137,15 @@ func (s *SMTPSink) SetDataHook(f func(from string, to []string) *smtp.SMTPError)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dataHook = f
+}
+
+// SetConnectHook makes the sink call f on every new connection. If f
+// returns an error the client gets it instead of the greeting, and the
+// connection is closed. A nil f removes the hook.
+func (s *SMTPSink) SetConnectHook(f func() *smtp.SMTPError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.connectHook = f
 }
 
 // WaitFor waits until at least n messages have been accepted and returns
@@ -174,13 +186,28 @@ type countingListener struct {
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return c, err
+		}
 		l.sink.mu.Lock()
 		l.sink.connections++
+		hook := l.sink.connectHook
 		l.sink.mu.Unlock()
+		if hook == nil {
+			return c, nil
+		}
+		e := hook()
+		if e == nil {
+			return c, nil
+		}
+		// Refuse at the greeting, as a server with too many connections
+		// does, and hang up.
+		l.sink.reject()
+		fmt.Fprintf(c, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+		c.Close()
 	}
-	return c, err
 }
 
 // smtpSession is one client connection. go-smtp calls its methods one at a

@@ -43,11 +43,11 @@ func (w *Worker) deliverConfirmation(ctx context.Context, t *asynq.Task) error {
 			// Fix the template, then re-run the archived task.
 			return relay.Permanent(fmt.Errorf("render email: %w", err))
 		}
-		msg, err := email.Confirmation(route.Sender, reg, rendered, w.now())
+		msg, err := email.Confirmation(route.Sender, reg, rendered, w.smtp.dkim, w.now())
 		if err != nil {
 			return relay.Permanent(err)
 		}
-		return w.mailer.Send(ctx, msg)
+		return w.sendEmail(ctx, msg)
 	}})
 }
 
@@ -98,8 +98,8 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	case outcome == relay.Failed:
 		w.log.Error("delivery failed for good; archived", attrs...)
 	case outcome == relay.RateLimited:
-		w.log.Warn("rate limited; waiting as asked", append(attrs, "retry_after", relay.RetryAfterOf(err))...)
-	case lastAttempt(ctx):
+		w.log.Warn("rate limited; waiting as asked", append(attrs, "retry_after", relay.RetryAfterOf(err).String())...)
+	case w.lastAttempt(ctx):
 		outcome = relay.Failed
 		w.log.Error("delivery failed on its last attempt; archived", attrs...)
 	default:
@@ -112,10 +112,4 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 func taskID(ctx context.Context) string {
 	id, _ := asynq.GetTaskID(ctx)
 	return id
-}
-
-func lastAttempt(ctx context.Context) bool {
-	retried, _ := asynq.GetRetryCount(ctx)
-	max, ok := asynq.GetMaxRetry(ctx)
-	return ok && retried >= max
 }

@@ -15,6 +15,12 @@ type Metrics struct {
 	// in each, and seconds from the first registration to the post.
 	digestSize  prometheus.Histogram
 	digestDelay prometheus.Histogram
+	// smtpWaiting, throttled and quotaUsed show the mail provider's
+	// limits at work.
+	smtpWaiting prometheus.Gauge
+	throttled   *prometheus.CounterVec
+	quotaUsed   prometheus.Gauge
+	quotaLimit  prometheus.Gauge
 }
 
 // deliveryOutcomes are the outcomes a delivery attempt is counted by.
@@ -43,7 +49,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
 		}),
 	}
-	reg.MustRegister(m.deliveries, m.sendTime, m.digestSize, m.digestDelay)
+	m.smtpWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_smtp_waiting",
+		Help: "Emails this process holds while they wait for a slot of RELAY_SMTP_RATE.",
+	})
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "relay_smtp_throttled_total",
+		Help: "Replies by which a mail server asked every sender to wait, by server and kind (rate, quota).",
+	}, []string{"server", "kind"})
+	m.quotaUsed = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_smtp_quota_used",
+		Help: "Emails sent in the last 24 hours, counted against RELAY_SMTP_DAILY_LIMIT, as this process last saw it.",
+	})
+	m.quotaLimit = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_smtp_quota_limit",
+		Help: "RELAY_SMTP_DAILY_LIMIT: emails allowed per rolling 24 hours; 0: none.",
+	})
+	reg.MustRegister(m.deliveries, m.sendTime, m.digestSize, m.digestDelay, m.smtpWaiting, m.throttled, m.quotaUsed, m.quotaLimit)
 	for _, channel := range []string{channelEmail, channelSlack} {
 		for _, o := range deliveryOutcomes {
 			m.deliveries.WithLabelValues(channel, string(o))

@@ -67,10 +67,10 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return relay.Permanent(fmt.Errorf("render reminder: %w", err))
 		}
-		msg, err := email.Reminder(route.Sender, rem, rendered, now)
+		msg, err := email.Reminder(route.Sender, rem, rendered, w.smtp.dkim, now)
 		if err != nil {
 			return relay.Permanent(err)
 		}
-		return w.mailer.Send(ctx, msg)
+		return w.sendEmail(ctx, msg)
 	}})
 }

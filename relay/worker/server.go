@@ -32,7 +32,8 @@ type DigestWindow struct {
 
 // NewServer is the asynq server that runs w's tasks from rdb: the one
 // place the relay's asynq configuration is made.
-func (w *Worker) NewServer(rdb redis.UniversalClient, s Settings) *asynq.Server {
+func (w *Worker) NewServer(rdb redis.UniversalClient) *asynq.Server {
+	s := w.settings
 	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency:    s.Concurrency,
 		Queues:         tasks.Queues,

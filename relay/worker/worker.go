@@ -41,9 +41,14 @@ type Deps struct {
 	// Reminders, when any is on, schedule reminder emails.
 	Reminders relay.Reminders
 	// Today is the zone of the school's day, for today's digest message.
-	Today   *time.Location
-	Metrics *Metrics
-	Log     *slog.Logger
+	Today *time.Location
+	// SMTP is what the mail provider allows; its zero limits are none.
+	SMTP SMTPLimits
+	// DKIM signs every email; the zero DKIM signs none.
+	DKIM     email.DKIM
+	Settings Settings
+	Metrics  *Metrics
+	Log      *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -58,10 +63,12 @@ type Worker struct {
 	options    tasks.Options
 	reminders  relay.Reminders
 	today      *time.Location
+	settings   Settings
 	metrics    *Metrics
 	log        *slog.Logger
 	now        func() time.Time
 	slackLimit *redisstore.Limiter
+	smtp       *smtpLimits
 
 	routing atomic.Pointer[relay.Routing]
 }
@@ -77,6 +84,7 @@ func NewWorker(d Deps) (*Worker, error) {
 		{"Queue", d.Queue == nil}, {"Inspector", d.Inspector == nil}, {"Store", d.Store == nil},
 		{"Mailer", d.Mailer == nil}, {"Routing", d.Routing == nil}, {"Today", d.Today == nil},
 		{"Metrics", d.Metrics == nil}, {"Log", d.Log == nil},
+		{"Settings.Concurrency", d.Settings.Concurrency < 1}, {"Settings.RetrySchedule", len(d.Settings.RetrySchedule) == 0},
 	} {
 		if part.absent {
 			missing = append(missing, part.name)
@@ -87,10 +95,15 @@ func NewWorker(d Deps) (*Worker, error) {
 	}
 	w := &Worker{
 		queue: d.Queue, inspector: d.Inspector, store: d.Store, mailer: d.Mailer, options: d.Options,
-		reminders: d.Reminders, today: d.Today, metrics: d.Metrics, log: d.Log, now: d.Now,
-		// Slack allows about one message per second per channel.
-		slackLimit: d.Store.NewLimiter("slack", 1, time.Second),
+		reminders: d.Reminders, today: d.Today, settings: d.Settings, metrics: d.Metrics, log: d.Log, now: d.Now,
+		// Slack allows about one message per second per channel. One worker
+		// of a process waits for the next slot: were each digest due at once
+		// to sleep for its turn, they would hold every worker and stall the
+		// emails behind them.
+		slackLimit: d.Store.NewLimiter("slack", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second}),
 	}
+	w.smtp = newSMTPLimits(d.SMTP, d.DKIM, d.Store, d.Settings.Concurrency, w.emailBacklog)
+	d.Metrics.quotaLimit.Set(float64(d.SMTP.DailyLimit))
 	if w.now == nil {
 		w.now = time.Now
 	}
@@ -108,7 +121,7 @@ func (w *Worker) Routing() *relay.Routing { return w.routing.Load() }
 // Mux routes each task type to its handler.
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(archiveFailed)
+	mux.Use(w.archiveFailed)
 	mux.HandleFunc(tasks.TypeRegistration, w.fanOut)
 	mux.HandleFunc(tasks.TypeEmail, w.deliverConfirmation)
 	mux.HandleFunc(tasks.TypeReminder, w.deliverReminder)
@@ -117,16 +130,34 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	return mux
 }
 
-// archiveFailed is where a failure that will never work becomes asynq's
-// "archive, do not retry".
-func archiveFailed(next asynq.Handler) asynq.Handler {
+// archiveFailed is where a failure that will never work, or that used its
+// last attempt, becomes asynq's "archive, do not retry". The tasks carry
+// one retry more than the relay allows (see tasks.Options), so that asynq
+// itself never archives a task that is only waiting for a rate limit.
+func (w *Worker) archiveFailed(next asynq.Handler) asynq.Handler {
 	return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 		err := next.ProcessTask(ctx, t)
-		if err != nil && relay.OutcomeOf(err).Next() == relay.Archive {
+		if err == nil {
+			return nil
+		}
+		switch relay.OutcomeOf(err).Next() {
+		case relay.Archive:
 			return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+		case relay.RetryLater:
+			if w.lastAttempt(ctx) {
+				return fmt.Errorf("%w: %w", err, asynq.SkipRetry)
+			}
 		}
 		return err
 	})
+}
+
+// lastAttempt reports whether the task has failed as often as the relay
+// allows. asynq counts only the failures: a wait for a rate limit is not
+// one.
+func (w *Worker) lastAttempt(ctx context.Context) bool {
+	retried, ok := asynq.GetRetryCount(ctx)
+	return ok && retried >= w.options.MaxRetry
 }
 
 // unreadable is a payload that will never be readable: archived.

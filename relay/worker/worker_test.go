@@ -13,11 +13,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/tasks"
 )
 
 func TestNewWorkerNamesEveryMissingPart(t *testing.T) {
 	_, err := NewWorker(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry())})
-	want := "worker: missing Queue, Inspector, Store, Mailer, Routing, Today"
+	want := "worker: missing Queue, Inspector, Store, Mailer, Routing, Today, Settings.Concurrency, Settings.RetrySchedule"
 	if err == nil || err.Error() != want {
 		t.Errorf("NewWorker with two parts: %v, want %q", err, want)
 	}
@@ -58,7 +59,8 @@ func TestOnlyFailuresThatNeverWorkAreArchived(t *testing.T) {
 		{cause, false},
 		{nil, false},
 	} {
-		h := archiveFailed(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return tt.err }))
+		w := &Worker{options: tasks.Options{MaxRetry: 3}}
+		h := w.archiveFailed(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return tt.err }))
 		err := h.ProcessTask(context.Background(), asynq.NewTask("t", nil))
 		if got := errors.Is(err, asynq.SkipRetry); got != tt.archive {
 			t.Errorf("%v: archived %v, want %v", tt.err, got, tt.archive)
