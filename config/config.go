@@ -48,6 +48,8 @@ type Config struct {
 	// Retention is how long a delivered registration is remembered, and so
 	// how long a repeated delivery of it is recognised and sends nothing.
 	Retention Duration  `yaml:"retention"`
+	History   History   `yaml:"history"`
+	Admin     Admin     `yaml:"admin"`
 	Spool     Spool     `yaml:"spool"`
 	Reminders Reminders `yaml:"reminders"`
 	Worker    Worker    `yaml:"worker"`
@@ -140,6 +142,20 @@ type Reminders struct {
 	BeforeClose Durations `yaml:"before_close"`
 }
 
+// History is the record of every delivery, for `relay history` and the
+// admin page.
+type History struct {
+	// Retention is how long an entry is kept.
+	Retention Duration `yaml:"retention"`
+}
+
+// Admin is the exams office's page in the relay's HTTP server, with its
+// own Basic auth; no password: no page.
+type Admin struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
 // Spool is where the receiver keeps registrations while Redis is away.
 type Spool struct {
 	Dir string `yaml:"dir"`
@@ -171,6 +187,8 @@ func Default() Config {
 		TimeZoneAttribute: "timezone",
 		Language:          "en",
 		Retention:         Duration(7 * 24 * time.Hour),
+		History:           History{Retention: Duration(180 * 24 * time.Hour)},
+		Admin:             Admin{Username: "admin"},
 		Spool:             Spool{Dir: "spool", Max: 100_000},
 		Worker: Worker{
 			Concurrency: 10,
@@ -306,6 +324,15 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("RELAY_REDIS_URL (redis_url): not a URL such as redis://:password@host:6379/0"))
 		}
 	}
+	if c.History.Retention < Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("RELAY_HISTORY_RETENTION (history.retention): %s, want at least 1h, such as 180d", c.History.Retention))
+	}
+	if c.Admin.Password != "" && c.Admin.Username == "" {
+		errs = append(errs, errors.New("RELAY_ADMIN_USERNAME (admin.username) is required when an admin password is set"))
+	}
+	if c.Admin.Password != "" && c.Admin.Password == c.Webhook.Password {
+		errs = append(errs, errors.New("RELAY_ADMIN_PASSWORD (admin.password) is the webhook's password: give the admin page its own"))
+	}
 	if c.Retention < Duration(time.Minute) {
 		errs = append(errs, fmt.Errorf("RELAY_RETENTION (retention): %s, want at least 1m", c.Retention))
 	}
@@ -366,7 +393,7 @@ func isDir(path string) error {
 var yamlTypes = map[string]any{
 	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "Email": Email{}, "DKIM": DKIM{},
 	"Slack": Slack{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
-	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{},
+	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{}, "History": History{}, "Admin": Admin{},
 }
 
 var unknownField = regexp.MustCompile(`field (\S+) not found in type config\.(\w+)`)

@@ -12,8 +12,6 @@ type Schedule struct {
 // Previous is what the relay last told the student about the exam.
 type Previous struct {
 	Schedule Schedule `json:"schedule"`
-	// Sequence counts the changes, for the calendar event's SEQUENCE.
-	Sequence int `json:"sequence"`
 }
 
 // Equal reports whether both schedules name the same moments.
@@ -22,6 +20,15 @@ func (s Schedule) Equal(o Schedule) bool {
 		return false
 	}
 	return s.CloseDate == nil || s.CloseDate.Equal(*o.CloseDate)
+}
+
+// End is when the exam is over: its close date, or its open date when it
+// has none.
+func (s Schedule) End() time.Time {
+	if s.CloseDate != nil && s.CloseDate.After(s.OpenDate) {
+		return *s.CloseDate
+	}
+	return s.OpenDate
 }
 
 // Problem is what is odd about the dates, or "": the email still goes out

@@ -24,7 +24,7 @@ func sampleRegistrations() []relay.Registration {
 		Exam: relay.Exam{Schedule: relay.Schedule{OpenDate: opens}},
 	}
 	moved := full
-	moved.Previous = &relay.Previous{Schedule: relay.Schedule{OpenDate: opens.AddDate(0, 0, -7)}, Sequence: 1}
+	moved.Previous = &relay.Previous{Schedule: relay.Schedule{OpenDate: opens.AddDate(0, 0, -7)}}
 	return []relay.Registration{full, bare, moved}
 }
 

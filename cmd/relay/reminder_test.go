@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,10 +86,14 @@ func TestNewDatesMoveTheReminderAndSaySo(t *testing.T) {
 	if !changed {
 		t.Error("no confirmation says the dates changed")
 	}
-	for _, c := range confirmations {
-		if strings.Contains(c.Text, "Its dates have changed") && !strings.Contains(c.Calendar, "SEQUENCE:1") {
-			t.Errorf("the new calendar event does not supersede the old:\n%s", c.Calendar)
-		}
+	// The email about new dates carries the higher SEQUENCE, so calendars
+	// replace the event.
+	before, after := calendarSequence(t, confirmations[0]), calendarSequence(t, confirmations[1])
+	if strings.Contains(confirmations[0].Text, "Its dates have changed") {
+		before, after = after, before
+	}
+	if after <= before {
+		t.Errorf("SEQUENCE %d for the new dates, %d for the first: the calendar would keep the old event", after, before)
 	}
 	// The same UID, so calendars move the event instead of adding another.
 	uid := regexp.MustCompile(`(?m)^UID:.*$`)
@@ -115,4 +120,15 @@ func TestReminderTooLateIsArchivedNotSent(t *testing.T) {
 	if !strings.Contains(info.LastErr, "too late") || h.smtp.Count() != 0 {
 		t.Errorf("archived with %q; %d emails", info.LastErr, h.smtp.Count())
 	}
+}
+
+// calendarSequence is the SEQUENCE of e's calendar event.
+func calendarSequence(t *testing.T, e relaytest.Email) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^SEQUENCE:(\d+)\r?$`).FindStringSubmatch(e.Calendar)
+	if m == nil {
+		t.Fatalf("no SEQUENCE in:\n%s", e.Calendar)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }

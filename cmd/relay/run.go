@@ -25,6 +25,9 @@ Commands:
           config with secrets redacted
   tasks   list failed deliveries; tasks retry ID|-all; tasks delete ID;
           tasks -scheduled lists reminders waiting for their time
+  history (-email ADDR | -user ID | -exam ID) [-json]
+          what the relay sent (or could not) for a student or an exam,
+          newest first
   render  -payload FILE [-route NAME] [-html OUT]
           print the email and Slack message a webhook body would produce
           (and write the email's HTML to OUT)
@@ -60,6 +63,7 @@ var commands = map[string]func(ctx context.Context, args []string, e env) error{
 	"work":      workCommand,
 	"check":     checkCommand,
 	"tasks":     tasksCommand,
+	"history":   historyCommand,
 	"render":    renderCommand,
 	"route":     routeCommand,
 	"templates": templatesCommand,

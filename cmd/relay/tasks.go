@@ -102,11 +102,7 @@ func printFailed(w io.Writer, failed []tasks.FailedTask) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCHANNEL\tUSER\tEXAM\tFAILED AT\tERROR")
 	for _, f := range failed {
-		exam := f.ExamID
-		if f.ExamName != "" {
-			exam = fmt.Sprintf("%s (%s)", f.ExamID, shorten(f.ExamName, 30))
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Channel, f.UserID, exam,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Channel, f.UserID, examLabel(f.ExamID, f.ExamName),
 			f.FailedAt.UTC().Format(time.DateTime), shorten(oneLine(f.LastError), 80))
 	}
 	tw.Flush()

@@ -46,6 +46,8 @@ type relayProcess struct {
 	queue     *asynq.Client
 	inspector *asynq.Inspector
 	options   tasks.Options
+	store     *redisstore.Store
+	history   *redisstore.History
 	registry  *prometheus.Registry
 	http      webhook.ServerDeps
 	worker    *worker.Worker
@@ -70,6 +72,8 @@ func openRelay(ctx context.Context, cfg config.Config, e env, allowEmbedded bool
 	p.inspector = asynq.NewInspectorFromRedisClient(p.redis)
 	p.onClose(func() { _ = p.inspector.Close() })
 	p.options = tasks.Options{Retention: time.Duration(cfg.Retention), MaxRetry: cfg.Worker.MaxRetry}
+	p.store = redisstore.New(p.redis, time.Duration(cfg.Retention))
+	p.history = p.store.NewHistory(time.Duration(cfg.History.Retention))
 
 	p.registry = prometheus.NewRegistry()
 	p.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -140,7 +144,8 @@ func (p *relayProcess) startWorker() error {
 	p.worker, err = worker.NewWorker(worker.Deps{
 		Queue:     p.queue,
 		Inspector: p.inspector,
-		Store:     redisstore.New(p.redis, time.Duration(cfg.Retention)),
+		Store:     p.store,
+		History:   p.history,
 		Mailer:    mailer,
 		Routing:   routing,
 		Options:   p.options,

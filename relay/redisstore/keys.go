@@ -41,3 +41,10 @@ func strikesKey(scope, destination string) string {
 func quotaKey(scope, destination string) string {
 	return prefix + scope + "-quota:" + destination
 }
+
+// historyEntryKey holds one history entry.
+func historyEntryKey(id string) string { return prefix + "history:e:" + id }
+
+// historyIndexKey lists the entries about one address, user or exam (by
+// "email", "user" or "exam"), by time; value is a hash.
+func historyIndexKey(by, value string) string { return prefix + "history:" + by + ":" + value }

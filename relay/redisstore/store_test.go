@@ -31,48 +31,60 @@ func registration(opens time.Time) relay.Registration {
 	}
 }
 
-func TestSentMarksAreRememberedForTheRetention(t *testing.T) {
+func TestSentMarksAreRememberedAsLongAsAsked(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	if sent, err := s.Sent(ctx, "email:confirmation:x"); err != nil || sent {
 		t.Fatalf("Sent before any mark = %v, %v", sent, err)
 	}
-	if err := s.MarkSent(ctx, "email:confirmation:x"); err != nil {
+	if err := s.MarkSent(ctx, "email:confirmation:x", 30*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if sent, _ := s.Sent(ctx, "email:confirmation:x"); !sent {
 		t.Error("the mark is not there")
 	}
-	if ttl := s.rdb.TTL(ctx, sentKey("email:confirmation:x")).Val(); ttl <= 0 || ttl > time.Hour {
-		t.Errorf("mark kept for %v, want the retention of 1h", ttl)
+	if ttl := s.rdb.TTL(ctx, sentKey("email:confirmation:x")).Val(); ttl <= 29*time.Minute || ttl > 30*time.Minute {
+		t.Errorf("mark kept for %v, want 30m", ttl)
 	}
 }
 
-func TestSwapScheduleSaysWhatChangedAndCountsChanges(t *testing.T) {
-	s := newStore(t)
+func TestSwapScheduleSaysWhatChangedUntilTheExamIsOver(t *testing.T) {
+	s := newStore(t) // retention 1h
 	ctx := context.Background()
-	first := time.Date(2026, 12, 14, 9, 0, 0, 0, time.UTC)
+	first := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Hour)
 	steps := []struct {
 		opens    time.Time
 		previous *time.Time
-		sequence int
+		same     bool
 	}{
-		{first, nil, 0},                   // told once: nothing before
-		{first, nil, 0},                   // the same dates again: no change
-		{first.Add(time.Hour), &first, 1}, // moved: the old dates, SEQUENCE 1
-		{first.Add(2 * time.Hour), ptr(first.Add(time.Hour)), 2}, // moved again
+		{first, nil, false},                   // told once: nothing before
+		{first, nil, true},                    // the same dates again
+		{first.Add(time.Hour), &first, false}, // moved: the old dates
+		{first.Add(2 * time.Hour), ptr(first.Add(time.Hour)), false}, // moved again
 	}
 	for i, step := range steps {
-		prev, err := s.SwapSchedule(ctx, registration(step.opens))
+		reg := registration(step.opens)
+		prev, same, err := s.SwapSchedule(ctx, reg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch {
+		case same != step.same:
+			t.Errorf("step %d: same %v, want %v", i, same, step.same)
 		case step.previous == nil && prev != nil:
 			t.Errorf("step %d: previous %+v, want none", i, prev)
-		case step.previous != nil && (prev == nil || !prev.Schedule.OpenDate.Equal(*step.previous) || prev.Sequence != step.sequence):
-			t.Errorf("step %d: previous %+v, want %v with sequence %d", i, prev, step.previous, step.sequence)
+		case step.previous != nil && (prev == nil || !prev.Schedule.OpenDate.Equal(*step.previous)):
+			t.Errorf("step %d: previous %+v, want %v", i, prev, step.previous)
 		}
+		// Kept until the exam is over and a week more, not the 1h retention.
+		ttl := s.rdb.TTL(ctx, scheduleKey(reg.SubjectID())).Val()
+		if want := time.Until(step.opens.Add(afterExam)); ttl < want-time.Minute || ttl > want+time.Minute {
+			t.Errorf("step %d: remembered for %v, want %v", i, ttl, want)
+		}
+	}
+	// An exam already over is still remembered for the retention.
+	if got := s.UntilOver(relay.Schedule{OpenDate: time.Now().Add(-30 * 24 * time.Hour)}); got != time.Hour {
+		t.Errorf("an exam long over is remembered for %v, want the retention", got)
 	}
 }
 

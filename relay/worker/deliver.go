@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/wneessen/go-mail"
 
 	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/relay/email"
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -18,14 +20,33 @@ const (
 	channelSlack = "slack"
 )
 
+// What a delivery is, in the history.
+const (
+	kindConfirmation = "confirmation"
+	kindReminder     = "reminder"
+	kindAlert        = "alert"
+	kindDigest       = "digest"
+)
+
 // delivery is one message to send, once.
 type delivery struct {
-	channel string
-	// key names the delivery in the sent marks.
+	channel, kind string
+	// key names the delivery in the sent marks; keep is how long the
+	// mark is kept.
 	key   string
+	keep  time.Duration
 	reg   relay.Registration
 	route *relay.Route
-	send  func() error
+	// digest is set for a staff digest: the history records it under the
+	// exam, not under one student.
+	digest *relay.Digest
+	send   func() (sent, error)
+}
+
+// sent is what the receiving end said of a delivery it took.
+type sent struct {
+	messageID string
+	reply     string
 }
 
 func (w *Worker) deliverConfirmation(ctx context.Context, t *asynq.Task) error {
@@ -34,21 +55,24 @@ func (w *Worker) deliverConfirmation(ctx context.Context, t *asynq.Task) error {
 		return unreadable(err)
 	}
 	route := w.Routing().Match(reg)
-	return w.deliver(ctx, delivery{channel: channelEmail, key: taskID(ctx), reg: reg, route: route, send: func() error {
-		if problem := reg.Exam.Schedule.Problem(); problem != "" {
-			w.log.Warn(problem, "route", route.Name, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
-		}
-		rendered, err := route.Confirmation(reg)
-		if err != nil {
-			// Fix the template, then re-run the archived task.
-			return relay.Permanent(fmt.Errorf("render email: %w", err))
-		}
-		msg, err := email.Confirmation(route.Sender, reg, rendered, w.smtp.dkim, w.now())
-		if err != nil {
-			return relay.Permanent(err)
-		}
-		return w.sendEmail(ctx, msg)
-	}})
+	return w.deliver(ctx, delivery{channel: channelEmail, kind: kindConfirmation, key: taskID(ctx),
+		// Until the exam is over: a repeat of the registration then sends
+		// nothing, however long the queue keeps its tasks.
+		keep: w.store.UntilOver(reg.Exam.Schedule), reg: reg, route: route, send: func() (sent, error) {
+			if problem := reg.Exam.Schedule.Problem(); problem != "" {
+				w.log.Warn(problem, "route", route.Name, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
+			}
+			rendered, err := route.Confirmation(reg)
+			if err != nil {
+				// Fix the template, then re-run the archived task.
+				return sent{}, relay.Permanent(fmt.Errorf("render email: %w", err))
+			}
+			msg, err := email.Confirmation(route.Sender, reg, rendered, w.smtp.dkim, w.now())
+			if err != nil {
+				return sent{}, relay.Permanent(err)
+			}
+			return w.sendEmail(ctx, msg)
+		}})
 }
 
 func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
@@ -57,56 +81,91 @@ func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
 		return unreadable(err)
 	}
 	route := w.Routing().Match(reg)
-	return w.deliver(ctx, delivery{channel: channelSlack, key: taskID(ctx), reg: reg, route: route, send: func() error {
-		text, err := route.StaffAlert(reg)
-		if err != nil {
-			return relay.Permanent(fmt.Errorf("render slack alert: %w", err))
-		}
-		return w.postSlack(ctx, route.Slack, text)
-	}})
+	return w.deliver(ctx, delivery{channel: channelSlack, kind: kindAlert, key: taskID(ctx), keep: w.options.Retention,
+		reg: reg, route: route, send: func() (sent, error) {
+			text, err := route.StaffAlert(reg)
+			if err != nil {
+				return sent{}, relay.Permanent(fmt.Errorf("render slack alert: %w", err))
+			}
+			return sent{reply: "posted to " + route.Slack.Name}, w.postSlack(ctx, route.Slack, text)
+		}})
 }
 
-// deliver sends d unless it was sent before, counts and logs the outcome,
-// and returns the failure for the queue to act on.
+// sentEmail is what a mail server said of msg it took.
+func sentEmail(msg *mail.Msg) sent {
+	return sent{messageID: msg.GetMessageID(), reply: msg.ServerResponse()}
+}
+
+// deliver sends d unless it was sent before, counts, logs and records the
+// outcome, and returns the failure for the queue to act on.
 func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	attrs := []any{"channel", d.channel, "route", d.route.Name, "registration", d.reg.ID(), "user", d.reg.User.ID, "exam", d.reg.Exam.ObjectID}
-	sent, err := w.store.Sent(ctx, d.key)
+	already, err := w.store.Sent(ctx, d.key)
 	if err != nil {
 		return relay.Temporary(fmt.Errorf("check sent mark: %w", err))
 	}
-	if sent {
+	if already {
 		// A re-run of a task whose worker stopped after sending.
 		w.metrics.delivered(d.channel, relay.AlreadySent)
 		w.log.Warn("already delivered; not sending again", attrs...)
+		w.record(ctx, d, redisstore.HistorySkipped, sent{reply: "already delivered; not sent again"})
 		return nil
 	}
 
 	start := time.Now()
-	err = d.send()
+	note, err := d.send()
 	w.metrics.sendTime.WithLabelValues(d.channel).Observe(time.Since(start).Seconds())
 	if err == nil {
 		w.metrics.delivered(d.channel, relay.Sent)
 		w.log.Info("delivered", attrs...)
-		if err := w.store.MarkSent(ctx, d.key); err != nil {
+		if err := w.store.MarkSent(ctx, d.key, d.keep); err != nil {
 			w.log.Error("delivered but could not record it; a re-run would send again", append(attrs, "err", err)...)
 		}
+		w.record(ctx, d, redisstore.HistorySent, note)
 		return nil
 	}
 	attrs = append(attrs, "err", err)
 	outcome := relay.OutcomeOf(err)
+	status := redisstore.HistoryRetrying
 	switch {
 	case outcome == relay.Failed:
 		w.log.Error("delivery failed for good; archived", attrs...)
+		status = redisstore.HistoryFailed
 	case outcome == relay.RateLimited:
 		w.log.Warn("rate limited; waiting as asked", append(attrs, "retry_after", relay.RetryAfterOf(err).String())...)
+		if relay.RetryAfterOf(err) < time.Minute {
+			// A wait for the next slot is no news for the exams office.
+			status = ""
+		}
 	case w.lastAttempt(ctx):
 		outcome = relay.Failed
 		w.log.Error("delivery failed on its last attempt; archived", attrs...)
+		status = redisstore.HistoryFailed
 	default:
 		w.log.Warn("delivery failed; will retry", attrs...)
 	}
 	w.metrics.delivered(d.channel, outcome)
+	if status != "" {
+		w.record(ctx, d, status, sent{reply: err.Error()})
+	}
 	return err
+}
+
+// record adds d's outcome to the history. The delivery stands whether or
+// not it is recorded: a failure is logged, not returned.
+func (w *Worker) record(ctx context.Context, d delivery, status string, note sent) {
+	e := redisstore.HistoryEntry{
+		Time: w.now(), Channel: d.channel, Kind: d.kind, Status: status, Route: d.route.Name,
+		Exam: d.reg.Exam.ObjectID, ExamName: d.reg.Exam.Name, MessageID: note.messageID, Detail: note.reply,
+	}
+	if d.digest != nil {
+		e.Detail = fmt.Sprintf("%d students; %s", len(d.digest.Items), note.reply)
+	} else {
+		e.Registration, e.Email, e.User = d.reg.ID(), d.reg.User.Email, d.reg.User.ID
+	}
+	if err := w.history.Record(context.WithoutCancel(ctx), e); err != nil {
+		w.log.Error("could not record the delivery in the history", "registration", e.Registration, "err", err)
+	}
 }
 
 func taskID(ctx context.Context) string {

@@ -44,22 +44,23 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 	if !ok {
 		dest = route.Slack
 	}
-	return w.deliver(ctx, delivery{channel: channelSlack, key: taskID(ctx), reg: first, route: route, send: func() error {
-		var err error
-		if messages, ok := dest.Poster.(slack.Messages); ok {
-			err = w.updateTodaysDigest(ctx, messages, dest, route, d)
-		} else {
-			var text string
-			if text, err = renderDigest(route, d); err == nil {
-				err = w.postSlack(ctx, dest, text)
+	return w.deliver(ctx, delivery{channel: channelSlack, kind: kindDigest, key: taskID(ctx), keep: w.options.Retention,
+		reg: first, route: route, digest: &d, send: func() (sent, error) {
+			var err error
+			if messages, ok := dest.Poster.(slack.Messages); ok {
+				err = w.updateTodaysDigest(ctx, messages, dest, route, d)
+			} else {
+				var text string
+				if text, err = renderDigest(route, d); err == nil {
+					err = w.postSlack(ctx, dest, text)
+				}
 			}
-		}
-		if err == nil {
-			w.metrics.digestSize.Observe(float64(len(d.Items)))
-			w.metrics.digestDelay.Observe(time.Since(d.FirstReceived()).Seconds())
-		}
-		return err
-	}})
+			if err == nil {
+				w.metrics.digestSize.Observe(float64(len(d.Items)))
+				w.metrics.digestDelay.Observe(time.Since(d.FirstReceived()).Seconds())
+			}
+			return sent{reply: "posted to " + dest.Name}, err
+		}})
 }
 
 func renderDigest(route *relay.Route, d relay.Digest) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -18,12 +19,32 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return unreadable(err)
 	}
-	if reg.Previous, err = w.store.SwapSchedule(ctx, reg); err != nil {
+	previous, same, err := w.store.SwapSchedule(ctx, reg)
+	if err != nil {
 		return fmt.Errorf("schedule memory: %w", err)
 	}
+	reg.Previous = previous
 	route := w.Routing().Match(reg)
+	if same {
+		// Synap sent this registration again after the queue forgot it:
+		// until the exam is over, a student told these dates hears
+		// nothing more, nor do staff.
+		confirmed, err := w.store.Sent(ctx, tasks.TaskID(tasks.TypeEmail, reg))
+		if err != nil {
+			return fmt.Errorf("check sent mark: %w", err)
+		}
+		if confirmed {
+			w.log.Info("the same registration again; already confirmed, nothing sent", "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID)
+			w.record(ctx, delivery{channel: channelEmail, kind: kindConfirmation, reg: reg, route: route}, redisstore.HistorySkipped,
+				sent{reply: "the same registration again; the student was told these dates already"})
+			return nil
+		}
+	}
 	var next []*asynq.Task
-	if route.Email {
+	if !route.Email {
+		w.record(ctx, delivery{channel: channelEmail, kind: kindConfirmation, reg: reg, route: route}, redisstore.HistorySkipped,
+			sent{reply: "route " + route.Name + " sends no email"})
+	} else {
 		email, err := tasks.NewEmailTask(reg, w.options)
 		if err != nil {
 			return relay.Permanent(err)

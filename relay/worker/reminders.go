@@ -58,19 +58,20 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 	route := w.Routing().Match(reg)
 	// The same id serves every date the exam had: the mark names the time.
 	key := fmt.Sprintf("%s:%d", taskID(ctx), rem.At.Unix())
-	return w.deliver(ctx, delivery{channel: channelEmail, key: key, reg: reg, route: route, send: func() error {
-		now := w.now()
-		if !now.Before(rem.EventTime()) {
-			return relay.Permanent(fmt.Errorf("too late: the exam %ss at %s, before this reminder could be sent", rem.Event, rem.EventTime().UTC().Format(time.RFC3339)))
-		}
-		rendered, err := route.Reminder(rem, now)
-		if err != nil {
-			return relay.Permanent(fmt.Errorf("render reminder: %w", err))
-		}
-		msg, err := email.Reminder(route.Sender, rem, rendered, w.smtp.dkim, now)
-		if err != nil {
-			return relay.Permanent(err)
-		}
-		return w.sendEmail(ctx, msg)
-	}})
+	return w.deliver(ctx, delivery{channel: channelEmail, kind: kindReminder, key: key, keep: w.options.Retention,
+		reg: reg, route: route, send: func() (sent, error) {
+			now := w.now()
+			if !now.Before(rem.EventTime()) {
+				return sent{}, relay.Permanent(fmt.Errorf("too late: the exam %ss at %s, before this reminder could be sent", rem.Event, rem.EventTime().UTC().Format(time.RFC3339)))
+			}
+			rendered, err := route.Reminder(rem, now)
+			if err != nil {
+				return sent{}, relay.Permanent(fmt.Errorf("render reminder: %w", err))
+			}
+			msg, err := email.Reminder(route.Sender, rem, rendered, w.smtp.dkim, now)
+			if err != nil {
+				return sent{}, relay.Permanent(err)
+			}
+			return w.sendEmail(ctx, msg)
+		}})
 }

@@ -93,7 +93,14 @@ func newSMTPLimits(l SMTPLimits, dkim email.DKIM, store *redisstore.Store, concu
 // not while it asked every sender to wait, not past the daily limit, not
 // faster than the rate. Waiting for any of these is no failure: the email
 // goes back to the queue without spending an attempt.
-func (w *Worker) sendEmail(ctx context.Context, msg *mail.Msg) error {
+func (w *Worker) sendEmail(ctx context.Context, msg *mail.Msg) (sent, error) {
+	if err := w.sendWithinLimits(ctx, msg); err != nil {
+		return sent{}, err
+	}
+	return sentEmail(msg), nil
+}
+
+func (w *Worker) sendWithinLimits(ctx context.Context, msg *mail.Msg) error {
 	s := w.smtp
 	if d := s.limit.Blocked(ctx, s.key); d > 0 {
 		return relay.Limited(d, fmt.Errorf("the mail server asked every sender to wait; %v left", d.Round(time.Second)))

@@ -33,7 +33,10 @@ type Deps struct {
 	Inspector *asynq.Inspector
 	// Store keeps sent marks, the dates each student was told, today's
 	// digest messages and the Slack rate limit.
-	Store   *redisstore.Store
+	Store *redisstore.Store
+	// History records every delivery, for `relay history` and the admin
+	// page.
+	History *redisstore.History
 	Mailer  email.Mailer
 	Routing *relay.Routing
 	// Options are the rules of the tasks the worker enqueues.
@@ -59,6 +62,7 @@ type Worker struct {
 	queue      Enqueuer
 	inspector  *asynq.Inspector
 	store      *redisstore.Store
+	history    *redisstore.History
 	mailer     email.Mailer
 	options    tasks.Options
 	reminders  relay.Reminders
@@ -81,7 +85,7 @@ func NewWorker(d Deps) (*Worker, error) {
 		name   string
 		absent bool
 	}{
-		{"Queue", d.Queue == nil}, {"Inspector", d.Inspector == nil}, {"Store", d.Store == nil},
+		{"Queue", d.Queue == nil}, {"Inspector", d.Inspector == nil}, {"Store", d.Store == nil}, {"History", d.History == nil},
 		{"Mailer", d.Mailer == nil}, {"Routing", d.Routing == nil}, {"Today", d.Today == nil},
 		{"Metrics", d.Metrics == nil}, {"Log", d.Log == nil},
 		{"Settings.Concurrency", d.Settings.Concurrency < 1}, {"Settings.RetrySchedule", len(d.Settings.RetrySchedule) == 0},
@@ -94,7 +98,7 @@ func NewWorker(d Deps) (*Worker, error) {
 		return nil, fmt.Errorf("worker: missing %s", strings.Join(missing, ", "))
 	}
 	w := &Worker{
-		queue: d.Queue, inspector: d.Inspector, store: d.Store, mailer: d.Mailer, options: d.Options,
+		queue: d.Queue, inspector: d.Inspector, store: d.Store, history: d.History, mailer: d.Mailer, options: d.Options,
 		reminders: d.Reminders, today: d.Today, settings: d.Settings, metrics: d.Metrics, log: d.Log, now: d.Now,
 		// Slack allows about one message per second per channel. One worker
 		// of a process waits for the next slot: were each digest due at once

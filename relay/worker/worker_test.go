@@ -18,7 +18,7 @@ import (
 
 func TestNewWorkerNamesEveryMissingPart(t *testing.T) {
 	_, err := NewWorker(Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry())})
-	want := "worker: missing Queue, Inspector, Store, Mailer, Routing, Today, Settings.Concurrency, Settings.RetrySchedule"
+	want := "worker: missing Queue, Inspector, Store, History, Mailer, Routing, Today, Settings.Concurrency, Settings.RetrySchedule"
 	if err == nil || err.Error() != want {
 		t.Errorf("NewWorker with two parts: %v, want %q", err, want)
 	}
