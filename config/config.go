@@ -89,6 +89,8 @@ type SMTP struct {
 	URL       string `yaml:"url"`
 	PoolSize  int    `yaml:"pool_size"`
 	OutboxDir string `yaml:"outbox_dir"`
+	// OAuth gives the tokens a URL with auth=xoauth2 logs in with.
+	OAuth OAuth `yaml:"oauth"`
 }
 
 type Email struct {
@@ -147,7 +149,7 @@ func Default() Config {
 	return Config{
 		HTTPAddr: ":8080",
 		Webhook:  Webhook{Username: "synap"},
-		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox"},
+		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox", OAuth: OAuth{Scopes: Scopes{DefaultOAuthScope}}},
 		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
 		Slack: Slack{Mode: string(relay.ModeDigest), Digest: Digest{
 			// A burst arrives with gaps of milliseconds; 5 s ends it and
@@ -236,10 +238,18 @@ func (c Config) Validate() error {
 	if c.Webhook.Password != "" && c.Webhook.Username == "" {
 		errs = append(errs, errors.New("RELAY_WEBHOOK_USERNAME (webhook.username) is required when a password is set"))
 	}
+	var smtpServer SMTPServer
 	if c.SMTP.URL != "" {
-		if _, err := ParseSMTPURL(c.SMTP.URL); err != nil {
+		var err error
+		if smtpServer, err = ParseSMTPURL(c.SMTP.URL); err != nil {
 			errs = append(errs, fmt.Errorf("RELAY_SMTP_URL (smtp.url): %w", err))
 		}
+	}
+	switch {
+	case smtpServer.Auth == AuthXOAUTH2:
+		errs = append(errs, c.SMTP.OAuth.validate()...)
+	case c.SMTP.OAuth.set():
+		errs = append(errs, fmt.Errorf("RELAY_SMTP_OAUTH_* (smtp.oauth) are set but RELAY_SMTP_URL (smtp.url) does not log in with OAuth2: add auth=xoauth2 to it, as in %s, or remove them", xoauth2Example))
 	}
 	if c.SMTP.PoolSize < 1 {
 		errs = append(errs, fmt.Errorf("RELAY_SMTP_POOL_SIZE (smtp.pool_size): %d, want 1 or more", c.SMTP.PoolSize))
@@ -341,7 +351,7 @@ func isDir(path string) error {
 // yamlTypes are the types a config file is read into, by the name the
 // YAML decoder's errors give them.
 var yamlTypes = map[string]any{
-	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "Email": Email{},
+	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "OAuth": OAuth{}, "Email": Email{},
 	"Slack": Slack{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
 	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{},
 }
