@@ -73,7 +73,7 @@ func checkCommand(ctx context.Context, args []string, e env) error {
 	} else {
 		server, err := config.ParseSMTPURL(cfg.SMTP.URL)
 		if err == nil {
-			err = email.NewPool(server, 1).Ping(ctx)
+			err = email.NewPool(server, 1, nil).Ping(ctx)
 		}
 		report("smtp", err)
 	}

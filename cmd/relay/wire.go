@@ -222,7 +222,11 @@ func newMailer(cfg config.Config) (email.Mailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return email.NewPool(server, cfg.SMTP.PoolSize), nil
+	var tokens *email.OAuthTokens
+	if server.Auth == config.AuthXOAUTH2 {
+		tokens = email.NewOAuthTokens(cfg.SMTP.OAuth)
+	}
+	return email.NewPool(server, cfg.SMTP.PoolSize, tokens), nil
 }
 
 func newPosters(cfg config.Config, console io.Writer) slack.Posters {
