@@ -99,7 +99,7 @@ func (t *OAuthTokens) explain(err error) error {
 	}
 	switch refusal.ErrorCode {
 	case "invalid_client", "unauthorized_client":
-		return fmt.Errorf("oauth2 token: %s refused the client id %q or its client secret (%s): check RELAY_SMTP_OAUTH_CLIENT_ID and RELAY_SMTP_OAUTH_CLIENT_SECRET (smtp.oauth.client_id, smtp.oauth.client_secret); the secret wanted is the value shown once when it was made, not its id, and it expires",
+		return fmt.Errorf("oauth2 token: %s refused the client id %q or its client secret (%s): check RELAY_SMTP_OAUTH_CLIENT_ID (smtp.oauth.client_id) and RELAY_SMTP_OAUTH_CLIENT_SECRET (smtp.oauth.client_secret); the secret wanted is the value shown once when it was made, not its id, and it expires",
 			t.config.TokenURL, t.config.ClientID, reason)
 	case "invalid_scope":
 		return fmt.Errorf("oauth2 token: %s refused the scopes %q (%s): check RELAY_SMTP_OAUTH_SCOPES (smtp.oauth.scopes); Microsoft 365 wants %s",
