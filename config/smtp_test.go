@@ -14,8 +14,8 @@ func TestParseSMTPURLTakesAuthXOAUTH2(t *testing.T) {
 	}{
 		{office365, SMTPServer{Host: "smtp.office365.com", Port: 587, Username: "exams@school.edu", TLS: TLSStartTLS, Auth: AuthXOAUTH2}},
 		// Without tls=, a user means STARTTLS, as with a password.
-		{"smtp://exams%40school.edu@smtp.gmail.com?auth=XOAUTH2", SMTPServer{Host: "smtp.gmail.com", Port: 587, Username: "exams@school.edu", TLS: TLSStartTLS, Auth: AuthXOAUTH2}},
-		{"smtps://exams%40school.edu@smtp.gmail.com?auth=xoauth2", SMTPServer{Host: "smtp.gmail.com", Port: 465, Username: "exams@school.edu", TLS: TLSImplicit, Auth: AuthXOAUTH2}},
+		{"smtp://exams%40school.edu@smtp.example.edu?auth=XOAUTH2", SMTPServer{Host: "smtp.example.edu", Port: 587, Username: "exams@school.edu", TLS: TLSStartTLS, Auth: AuthXOAUTH2}},
+		{"smtps://exams%40school.edu@smtp.example.edu?auth=xoauth2", SMTPServer{Host: "smtp.example.edu", Port: 465, Username: "exams@school.edu", TLS: TLSImplicit, Auth: AuthXOAUTH2}},
 	}
 	for _, tt := range tests {
 		got, err := ParseSMTPURL(tt.url)
@@ -71,15 +71,15 @@ func TestOAuthSettingsLoadFromEnvironmentAndFile(t *testing.T) {
 	}
 
 	for name, yaml := range map[string]string{
-		"one scope, bare":  "scopes: https://mail.google.com/\n",
-		"a list of scopes": "scopes: [\"https://mail.google.com/\"]\n",
+		"one scope, bare":  "scopes: https://mail.example.edu/.default\n",
+		"a list of scopes": "scopes: [\"https://mail.example.edu/.default\"]\n",
 	} {
-		path := writeConfig(t, "smtp:\n  url: "+office365+"\n  oauth:\n    token_url: https://oauth2.googleapis.com/token\n    client_id: id\n    "+yaml)
+		path := writeConfig(t, "smtp:\n  url: "+office365+"\n  oauth:\n    token_url: https://login.example.edu/oauth2/token\n    client_id: id\n    "+yaml)
 		cfg, err := Load(path, env(map[string]string{"RELAY_SMTP_OAUTH_CLIENT_SECRET": "s"}))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got := cfg.SMTP.OAuth.Scopes.String(); got != "https://mail.google.com/" {
+		if got := cfg.SMTP.OAuth.Scopes.String(); got != "https://mail.example.edu/.default" {
 			t.Errorf("%s: scopes = %q, want the file's instead of the default", name, got)
 		}
 	}
