@@ -55,7 +55,7 @@ func TestOAuthGrantsTokensThatExpire(t *testing.T) {
 	if status != http.StatusUnauthorized || body["error"] != "invalid_client" {
 		t.Errorf("wrong secret: %d %v, want 401 invalid_client", status, body)
 	}
-	status, body = requestToken(t, o, "right-secret")
+	_, body = requestToken(t, o, "right-secret")
 	o.Revoke()
 	if err := o.Check("exams@school.edu", body["access_token"].(string)); err == nil {
 		t.Error("a revoked token passes")
