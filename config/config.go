@@ -96,6 +96,8 @@ type SMTP struct {
 	Rate Rate `yaml:"rate"`
 	// DailyLimit is emails per rolling 24 hours; 0: none.
 	DailyLimit int `yaml:"daily_limit"`
+	// OAuth gives the tokens a URL with auth=xoauth2 logs in with.
+	OAuth OAuth `yaml:"oauth"`
 }
 
 type Email struct {
@@ -176,7 +178,7 @@ func Default() Config {
 	return Config{
 		HTTPAddr: ":8080",
 		Webhook:  Webhook{Username: "synap"},
-		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox"},
+		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox", OAuth: OAuth{Scopes: Scopes{DefaultOAuthScope}}},
 		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
 		Slack: Slack{Mode: string(relay.ModeDigest), Digest: Digest{
 			// A burst arrives with gaps of milliseconds; 5 s ends it and
@@ -267,8 +269,10 @@ func (c Config) Validate() error {
 	if c.Webhook.Password != "" && c.Webhook.Username == "" {
 		errs = append(errs, errors.New("RELAY_WEBHOOK_USERNAME (webhook.username) is required when a password is set"))
 	}
+	var smtpServer SMTPServer
 	if c.SMTP.URL != "" {
-		if _, err := ParseSMTPURL(c.SMTP.URL); err != nil {
+		var err error
+		if smtpServer, err = ParseSMTPURL(c.SMTP.URL); err != nil {
 			errs = append(errs, fmt.Errorf("RELAY_SMTP_URL (smtp.url): %w", err))
 		}
 	}
@@ -281,6 +285,12 @@ func (c Config) Validate() error {
 		} else if _, err := os.Stat(d.KeyFile); err != nil {
 			errs = append(errs, fmt.Errorf("RELAY_DKIM_KEY_FILE (email.dkim.key_file): %q: no such file", d.KeyFile))
 		}
+	}
+	switch {
+	case smtpServer.Auth == AuthXOAUTH2:
+		errs = append(errs, c.SMTP.OAuth.validate()...)
+	case c.SMTP.OAuth.set():
+		errs = append(errs, fmt.Errorf("RELAY_SMTP_OAUTH_* (smtp.oauth) are set but RELAY_SMTP_URL (smtp.url) does not log in with OAuth2: add auth=xoauth2 to it, as in %s, or remove them", xoauth2Example))
 	}
 	if c.SMTP.PoolSize < 1 {
 		errs = append(errs, fmt.Errorf("RELAY_SMTP_POOL_SIZE (smtp.pool_size): %d, want 1 or more", c.SMTP.PoolSize))
@@ -391,7 +401,7 @@ func isDir(path string) error {
 // yamlTypes are the types a config file is read into, by the name the
 // YAML decoder's errors give them.
 var yamlTypes = map[string]any{
-	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "Email": Email{}, "DKIM": DKIM{},
+	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "OAuth": OAuth{}, "Email": Email{}, "DKIM": DKIM{},
 	"Slack": Slack{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
 	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{}, "History": History{}, "Admin": Admin{},
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -71,12 +72,7 @@ func checkCommand(ctx context.Context, args []string, e env) error {
 	if cfg.SMTP.URL == "" {
 		fmt.Fprintf(stdout, "note  smtp: not set; emails would be written to %s/\n", cfg.SMTP.OutboxDir)
 	} else {
-		server, err := config.ParseSMTPURL(cfg.SMTP.URL)
-		if err == nil {
-			// Dialling logs in: a refused login fails here.
-			err = email.NewPool(server, 1).Ping(ctx)
-		}
-		report("smtp", err)
+		checkSMTP(ctx, cfg, report)
 	}
 	_, limits, _ := newMailer(cfg)
 	if limits.Rate > 0 {
@@ -96,6 +92,32 @@ func checkCommand(ctx context.Context, args []string, e env) error {
 		fmt.Fprintln(stdout, "note  slack: not set; staff messages would be printed")
 	}
 	return errors.Join(problems...)
+}
+
+// checkSMTP logs in to the SMTP server as a worker would. With
+// auth=xoauth2 it tells a refused client id or secret (the token endpoint)
+// from a refused login (the mail service), which have different fixes.
+func checkSMTP(ctx context.Context, cfg config.Config, report func(string, error)) {
+	server, err := config.ParseSMTPURL(cfg.SMTP.URL)
+	if err != nil || server.Auth != config.AuthXOAUTH2 {
+		if err == nil {
+			err = email.NewPool(server, 1, nil).Ping(ctx)
+		}
+		report("smtp", err)
+		return
+	}
+	tokens := email.NewOAuthTokens(cfg.SMTP.OAuth)
+	tokenHost := cfg.SMTP.OAuth.TokenURL
+	if u, err := url.Parse(tokenHost); err == nil {
+		tokenHost = u.Host
+	}
+	if _, err := tokens.Token(ctx); err != nil {
+		report("smtp: OAuth2 token from "+tokenHost, err)
+		return
+	}
+	report("smtp: OAuth2 token from "+tokenHost, nil)
+	report(fmt.Sprintf("smtp: XOAUTH2 login as %s at %s:%d", server.Username, server.Host, server.Port),
+		email.NewPool(server, 1, tokens).Ping(ctx))
 }
 
 // printRoutes shows what each route does, and warns where wording stays

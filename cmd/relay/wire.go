@@ -240,7 +240,11 @@ func newMailer(cfg config.Config) (email.Mailer, worker.SMTPLimits, error) {
 		return nil, limits, err
 	}
 	limits.Server, limits.Mailbox = net.JoinHostPort(server.Host, strconv.Itoa(server.Port)), server.Username
-	return email.NewPool(server, cfg.SMTP.PoolSize), limits, nil
+	var tokens *email.OAuthTokens
+	if server.Auth == config.AuthXOAUTH2 {
+		tokens = email.NewOAuthTokens(cfg.SMTP.OAuth)
+	}
+	return email.NewPool(server, cfg.SMTP.PoolSize, tokens), limits, nil
 }
 
 // newDKIM is the configured DKIM key, or the zero DKIM that signs nothing.

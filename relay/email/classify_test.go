@@ -18,7 +18,7 @@ import (
 func TestEveryThrottlingReplyWaitsAndOthersKeepTheirMeaning(t *testing.T) {
 	sink := relaytest.StartSMTP(t)
 	server, _ := config.ParseSMTPURL(sink.URL())
-	pool := NewPool(server, 1)
+	pool := NewPool(server, 1, nil)
 	defer pool.Close()
 	code := func(c, a, b, d int, msg string) *smtp.SMTPError {
 		return &smtp.SMTPError{Code: c, EnhancedCode: smtp.EnhancedCode{a, b, d}, Message: msg}

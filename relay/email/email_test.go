@@ -29,7 +29,7 @@ func TestPoolReusesConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := NewPool(server, 3)
+	pool := NewPool(server, 3, nil)
 	defer pool.Close()
 	var wg sync.WaitGroup
 	for i := range 30 {
@@ -51,7 +51,7 @@ func TestPoolReusesConnections(t *testing.T) {
 func TestSMTPErrorsAreClassified(t *testing.T) {
 	sink := relaytest.StartSMTP(t)
 	server, _ := config.ParseSMTPURL(sink.URL())
-	pool := NewPool(server, 1)
+	pool := NewPool(server, 1, nil)
 	defer pool.Close()
 	for code, want := range map[int]relay.Outcome{451: relay.Retry, 452: relay.Retry, 550: relay.Failed, 553: relay.Failed} {
 		sink.SetRcptHook(func(string) *smtp.SMTPError { return &smtp.SMTPError{Code: code, Message: "no"} })
@@ -65,7 +65,7 @@ func TestSMTPErrorsAreClassified(t *testing.T) {
 		t.Errorf("after refusals the pool cannot send: %v", err)
 	}
 
-	unreachable := NewPool(config.SMTPServer{Host: "127.0.0.1", Port: 1, TLS: config.TLSNone}, 1)
+	unreachable := NewPool(config.SMTPServer{Host: "127.0.0.1", Port: 1, TLS: config.TLSNone}, 1, nil)
 	if err := unreachable.Send(context.Background(), testMessage(t, 0)); err == nil || relay.OutcomeOf(err) != relay.Retry {
 		t.Errorf("dial failure: %v, want a retry", err)
 	}
@@ -216,5 +216,20 @@ func BenchmarkConfirmationMessage(b *testing.B) {
 		if _, err := m.WriteTo(io.Discard); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestAMessageTheServerTookIsNotSentAgainWhenItHangsUp(t *testing.T) {
+	sink := relaytest.StartSMTP(t, relaytest.HangUpOnAccept())
+	server, _ := config.ParseSMTPURL(sink.URL())
+	pool := NewPool(server, 1, nil)
+	defer pool.Close()
+	for i := range 3 {
+		if err := pool.Send(context.Background(), testMessage(t, i)); err != nil {
+			t.Errorf("message %d: %v, though the server took it", i, err)
+		}
+	}
+	if n, c := sink.Count(), sink.Connections(); n != 3 || c != 3 {
+		t.Errorf("%d messages over %d connections, want 3 over 3", n, c)
 	}
 }

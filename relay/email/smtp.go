@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/textproto"
 	"time"
 
 	"github.com/wneessen/go-mail"
@@ -16,13 +17,17 @@ import (
 // TLS and AUTH per message would cost more than the message.
 type Pool struct {
 	server config.SMTPServer
+	// tokens, with auth=xoauth2, gives what each connection logs in with.
+	tokens *OAuthTokens
 	// slots bounds the connections in use; idle holds open ones.
 	slots chan struct{}
 	idle  chan *mail.Client
 }
 
-func NewPool(server config.SMTPServer, size int) *Pool {
-	return &Pool{server: server, slots: make(chan struct{}, size), idle: make(chan *mail.Client, size)}
+// NewPool sends to server over up to size connections. tokens is needed
+// when server.Auth is xoauth2, and nil otherwise.
+func NewPool(server config.SMTPServer, size int, tokens *OAuthTokens) *Pool {
+	return &Pool{server: server, tokens: tokens, slots: make(chan struct{}, size), idle: make(chan *mail.Client, size)}
 }
 
 // Send delivers m over a pooled connection. Failures come back classified:
@@ -53,6 +58,12 @@ func (p *Pool) Send(ctx context.Context, m *mail.Msg) error {
 	if err != nil {
 		// The connection's state after a failure is unknown: drop it.
 		_ = c.Close()
+		if m.IsDelivered() {
+			// The server took the message and then would not reset the
+			// session (it hung up): sending it again would be a
+			// duplicate.
+			return nil
+		}
 		return classify(err)
 	}
 	select {
@@ -73,7 +84,45 @@ func (p *Pool) get(ctx context.Context) (*mail.Client, bool, error) {
 	return c, false, err
 }
 
+// dial opens a connection and logs in. With XOAUTH2 it logs in with a
+// current token, and once more with a new one when that is refused.
 func (p *Pool) dial(ctx context.Context) (*mail.Client, error) {
+	if p.server.Auth != config.AuthXOAUTH2 {
+		return p.connect(ctx, p.server.Password)
+	}
+	if p.tokens == nil {
+		return nil, errors.New("auth=xoauth2 without RELAY_SMTP_OAUTH_* settings")
+	}
+	token, err := p.tokens.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.connect(ctx, token)
+	if loginRefused(err) {
+		// The server may stop taking a token before its time: revoked,
+		// or its clock ahead of ours. A new one is worth one try.
+		p.tokens.Refused(token)
+		if token, err = p.tokens.Token(ctx); err != nil {
+			return nil, err
+		}
+		c, err = p.connect(ctx, token)
+	}
+	if loginRefused(err) {
+		return nil, fmt.Errorf("XOAUTH2 login as %s refused with a new token: the mail service does not let the application send as this mailbox. Check the token is for it (RELAY_SMTP_OAUTH_SCOPES; Microsoft 365: %s) and, in Exchange Online, that the application is registered (New-ServicePrincipal), has the mailbox (Add-MailboxPermission) and that SMTP AUTH is on for the mailbox: %w",
+			p.server.Username, config.DefaultOAuthScope, err)
+	}
+	return c, err
+}
+
+// loginRefused is a 535 reply to AUTH: the credentials are wrong.
+func loginRefused(err error) bool {
+	var reply *textproto.Error
+	return errors.As(err, &reply) && reply.Code == 535
+}
+
+// connect opens a connection and, when the URL has a user, logs in with
+// secret: the password, or with XOAUTH2 the access token.
+func (p *Pool) connect(ctx context.Context, secret string) (*mail.Client, error) {
 	opts := []mail.Option{mail.WithPort(p.server.Port), mail.WithTimeout(30 * time.Second)}
 	switch p.server.TLS {
 	case config.TLSNone:
@@ -87,12 +136,15 @@ func (p *Pool) dial(ctx context.Context) (*mail.Client, error) {
 	}
 	if p.server.Username != "" {
 		auth := mail.SMTPAuthAutoDiscover
-		if p.server.TLS == config.TLSNone {
+		switch {
+		case p.server.Auth == config.AuthXOAUTH2:
+			auth = mail.SMTPAuthXOAUTH2
+		case p.server.TLS == config.TLSNone:
 			// The operator chose no TLS; go-mail refuses PLAIN in clear
 			// unless told.
 			auth = mail.SMTPAuthPlainNoEnc
 		}
-		opts = append(opts, mail.WithSMTPAuth(auth), mail.WithUsername(p.server.Username), mail.WithPassword(p.server.Password))
+		opts = append(opts, mail.WithSMTPAuth(auth), mail.WithUsername(p.server.Username), mail.WithPassword(secret))
 	}
 	c, err := mail.NewClient(p.server.Host, opts...)
 	if err != nil {
@@ -118,7 +170,7 @@ func (p *Pool) Close() error {
 	}
 }
 
-// Ping dials the server once, for `relay check`.
+// Ping dials the server and logs in once, for `relay check`.
 func (p *Pool) Ping(ctx context.Context) error {
 	c, err := p.dial(ctx)
 	if err != nil {

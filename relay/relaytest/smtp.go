@@ -1,11 +1,14 @@
 package relaytest
 
 import (
+	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +21,7 @@ type Message struct {
 	From     string
 	To       []string
 	Data     []byte    // as sent after DATA, headers included
-	Username string    // the AUTH PLAIN user, "" if the client did not log in
+	Username string    // the user the client logged in as, "" if it did not
 	At       time.Time // when the server accepted it
 }
 
@@ -26,35 +29,83 @@ type Message struct {
 //
 // It speaks plain SMTP (no TLS) on 127.0.0.1, offers AUTH PLAIN and
 // accepts any credentials, and also takes mail from clients that do not
-// log in. Hooks let a test refuse recipients or messages.
+// log in. Hooks let a test refuse recipients or messages; options make it
+// insist on an OAuth2 login or hang up after a few messages.
 type SMTPSink struct {
 	Addr string // 127.0.0.1:port
 
 	server *smtp.Server
+	// login, when set, checks XOAUTH2 logins, the only ones taken.
+	login func(user, token string) error
+	// hangUpAfter, when above 0, is how many messages a connection takes.
+	hangUpAfter int
+	// hangUpOnAccept closes a connection as soon as it took a message.
+	hangUpOnAccept bool
 
-	mu          sync.Mutex
-	messages    []Message
-	connections int
-	rejected    int
-	rcptHook    func(rcpt string) *smtp.SMTPError
-	dataHook    func(from string, to []string) *smtp.SMTPError
-	connectHook func() *smtp.SMTPError
+	mu           sync.Mutex
+	messages     []Message
+	connections  int
+	rejected     int
+	authFailures int
+	rcptHook     func(rcpt string) *smtp.SMTPError
+	dataHook     func(from string, to []string) *smtp.SMTPError
+	connectHook  func() *smtp.SMTPError
+}
+
+// An SMTPOption changes how a sink behaves from the start.
+type SMTPOption func(*SMTPSink)
+
+// HangUpOnAccept makes the sink close each connection as soon as it has
+// accepted a message, without waiting for the client's RSET, as some
+// servers do: the client must not take the message for refused.
+func HangUpOnAccept() SMTPOption {
+	return func(s *SMTPSink) { s.hangUpOnAccept = true }
+}
+
+// RequireXOAUTH2 makes the sink behave like Microsoft 365 or Gmail to a
+// relay that logs in with OAuth2: it offers STARTTLS (the test binary
+// runs with RunTrustingSinkCertificate), then AUTH XOAUTH2 and nothing
+// else, and takes mail only after a login that valid accepts, such as
+// OAuth.Check. A refused login gets 535.
+func RequireXOAUTH2(valid func(user, token string) error) SMTPOption {
+	return func(s *SMTPSink) { s.login = valid }
+}
+
+// HangUpAfter makes the sink close a connection once it has taken n
+// messages on it, as servers that cap a session do, so the client has to
+// dial, and log in, again. It hangs up when the connection is idle, after
+// answering the RSET that go-mail sends after each message: a client that
+// had its message accepted is told so.
+func HangUpAfter(n int) SMTPOption {
+	return func(s *SMTPSink) { s.hangUpAfter = n }
 }
 
 // StartSMTP starts an SMTPSink that is closed when t ends.
-func StartSMTP(t testing.TB) *SMTPSink {
+func StartSMTP(t testing.TB, options ...SMTPOption) *SMTPSink {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("smtp sink: %v", err)
 	}
 	s := &SMTPSink{Addr: l.Addr().String()}
+	for _, o := range options {
+		o(s)
+	}
 
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &smtpSession{sink: s}, nil
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		conn := c.Conn()
+		if tlsConn, ok := conn.(*tls.Conn); ok {
+			conn = tlsConn.NetConn()
+		}
+		return &smtpSession{sink: s, conn: conn.(*sinkConn)}, nil
 	}))
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = true
+	if s.login != nil {
+		// As real servers: no login, and so no token, before TLS.
+		srv.TLSConfig = sinkTLSConfig(t)
+		srv.AllowInsecureAuth = false
+	}
 	// Timeouts so that a client that hangs cannot keep the server's
 	// goroutines alive after the test.
 	srv.ReadTimeout = 30 * time.Second
@@ -107,6 +158,13 @@ func (s *SMTPSink) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.connections
+}
+
+// AuthFailures returns how many logins the sink refused.
+func (s *SMTPSink) AuthFailures() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.authFailures
 }
 
 // Rejected returns how many connections, RCPT TO and DATA commands the
@@ -189,25 +247,47 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return c, err
+			return nil, err
 		}
 		l.sink.mu.Lock()
 		l.sink.connections++
 		hook := l.sink.connectHook
 		l.sink.mu.Unlock()
-		if hook == nil {
-			return c, nil
+		if e := callHook(hook); e != nil {
+			// Refuse at the greeting, as a server with too many
+			// connections does, and hang up.
+			l.sink.reject()
+			fmt.Fprintf(c, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
+			c.Close()
+			continue
 		}
-		e := hook()
-		if e == nil {
-			return c, nil
-		}
-		// Refuse at the greeting, as a server with too many connections
-		// does, and hang up.
-		l.sink.reject()
-		fmt.Fprintf(c, "%d %d.%d.%d %s\r\n", e.Code, e.EnhancedCode[0], e.EnhancedCode[1], e.EnhancedCode[2], e.Message)
-		c.Close()
+		return &sinkConn{Conn: c}, nil
 	}
+}
+
+func callHook(hook func() *smtp.SMTPError) *smtp.SMTPError {
+	if hook == nil {
+		return nil
+	}
+	return hook()
+}
+
+// sinkConn is a client's TCP connection, which the session can ask to
+// close once the reply in hand has been written: go-smtp writes a reply
+// after the session's method returns, so closing there would lose it.
+type sinkConn struct {
+	net.Conn
+	hangUp atomic.Bool
+}
+
+// Read is where go-smtp waits for the next command, its reply to the last
+// one written: when asked to, close then.
+func (c *sinkConn) Read(p []byte) (int, error) {
+	if c.hangUp.Load() {
+		c.Conn.Close()
+		return 0, io.EOF
+	}
+	return c.Conn.Read(p)
 }
 
 // smtpSession is one client connection. go-smtp calls its methods one at a
@@ -215,30 +295,55 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // connection waits for it), so its own fields need no lock.
 type smtpSession struct {
 	sink     *SMTPSink
+	conn     *sinkConn
 	username string // kept across messages: AUTH is per connection
 	from     string
 	to       []string
+	// inMessage is true from MAIL to the end of the message.
+	inMessage bool
+	// accepted counts the messages taken on this connection.
+	accepted int
 }
 
 var _ smtp.AuthSession = (*smtpSession)(nil)
 
 func (s *smtpSession) AuthMechanisms() []string {
+	if s.sink.login != nil {
+		return []string{xoauth2}
+	}
 	return []string{sasl.Plain}
 }
 
 func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
-	if mech != sasl.Plain {
-		return nil, smtp.ErrAuthUnknownMechanism
+	switch {
+	case s.sink.login != nil && mech == xoauth2:
+		return &xoauth2Server{login: func(user, token string) error {
+			if err := s.sink.login(user, token); err != nil {
+				s.sink.mu.Lock()
+				s.sink.authFailures++
+				s.sink.mu.Unlock()
+				// Microsoft 365's words; the reason stays in the sink.
+				return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 3}, Message: "Authentication unsuccessful"}
+			}
+			s.username = user
+			return nil
+		}}, nil
+	case s.sink.login == nil && mech == sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			s.username = username
+			return nil
+		}), nil
 	}
-	return sasl.NewPlainServer(func(identity, username, password string) error {
-		s.username = username
-		return nil
-	}), nil
+	return nil, smtp.ErrAuthUnknownMechanism
 }
 
 func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.sink.login != nil && s.username == "" {
+		return smtp.ErrAuthRequired
+	}
 	s.from = from
 	s.to = nil
+	s.inMessage = true
 	return nil
 }
 
@@ -277,14 +382,56 @@ func (s *smtpSession) Data(r io.Reader) error {
 	s.sink.mu.Lock()
 	s.sink.messages = append(s.sink.messages, m)
 	s.sink.mu.Unlock()
+	s.accepted++
+	if s.sink.hangUpOnAccept {
+		s.conn.hangUp.Store(true)
+	}
 	return nil
 }
 
+// Reset comes at the end of each message and on RSET. The first time it
+// comes outside a message, after the last one the connection takes, the
+// sink hangs up.
 func (s *smtpSession) Reset() {
+	if !s.inMessage && s.sink.hangUpAfter > 0 && s.accepted >= s.sink.hangUpAfter {
+		s.conn.hangUp.Store(true)
+	}
+	s.inMessage = false
 	s.from = ""
 	s.to = nil
 }
 
 func (s *smtpSession) Logout() error {
 	return nil
+}
+
+const xoauth2 = "XOAUTH2"
+
+// xoauth2Server is the server side of XOAUTH2, which go-sasl lacks. The
+// client's one message is "user=USER\x01auth=Bearer TOKEN\x01\x01".
+type xoauth2Server struct {
+	login func(user, token string) error
+}
+
+func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
+	if response == nil {
+		// AUTH XOAUTH2 without an initial response: ask for it.
+		return []byte{}, false, nil
+	}
+	var user, token string
+	for _, field := range bytes.Split(response, []byte{1}) {
+		if v, ok := bytes.CutPrefix(field, []byte("user=")); ok {
+			user = string(v)
+		}
+		if v, ok := bytes.CutPrefix(field, []byte("auth=Bearer ")); ok {
+			token = string(v)
+		}
+	}
+	if user == "" || token == "" {
+		return nil, false, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "malformed XOAUTH2 response"}
+	}
+	if err := x.login(user, token); err != nil {
+		return nil, false, err
+	}
+	return nil, true, nil
 }
