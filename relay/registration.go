@@ -20,6 +20,9 @@ type Registration struct {
 	// Previous is set by the worker when Synap sent this student and exam
 	// before with other dates: the email then says the dates changed.
 	Previous *Previous `json:"previous,omitempty"`
+	// Sequence is set by the worker: the calendar event's SEQUENCE, higher
+	// than any sent before for this student and exam. 0: not set.
+	Sequence int `json:"sequence,omitempty"`
 }
 
 type User struct {

@@ -22,6 +22,16 @@ func (s Schedule) Equal(o Schedule) bool {
 	return s.CloseDate == nil || s.CloseDate.Equal(*o.CloseDate)
 }
 
+// CalendarSequence is the SEQUENCE of a calendar event sent at t:
+// seconds since 2026, which fit the 32 bits calendars expect until 2094.
+// Calendars replace an event by its UID only when SEQUENCE grows, and the
+// clock's seconds grow even if the relay has forgotten what it sent.
+func CalendarSequence(t time.Time) int {
+	return int(max(0, t.Sub(sequenceEpoch)/time.Second))
+}
+
+var sequenceEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // End is when the exam is over: its close date, or its open date when it
 // has none.
 func (s Schedule) End() time.Time {

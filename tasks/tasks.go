@@ -136,6 +136,10 @@ func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, e
 		}
 	}
 	relay.SortDigestItems(d.Items)
+	return newDigestTask(d, o)
+}
+
+func newDigestTask(d relay.Digest, o Options) (*asynq.Task, error) {
 	payload, err := json.Marshal(d)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigest, err)

@@ -28,6 +28,9 @@ Commands:
   history (-email ADDR | -user ID | -exam ID) [-json]
           what the relay sent (or could not) for a student or an exam,
           newest first
+  forget  -email ADDR [-json]
+          erase everything the relay holds about a student (queue,
+          history, marks, spool, outbox) and say what was removed
   render  -payload FILE [-route NAME] [-html OUT]
           print the email and Slack message a webhook body would produce
           (and write the email's HTML to OUT)
@@ -64,6 +67,7 @@ var commands = map[string]func(ctx context.Context, args []string, e env) error{
 	"check":     checkCommand,
 	"tasks":     tasksCommand,
 	"history":   historyCommand,
+	"forget":    forgetCommand,
 	"render":    renderCommand,
 	"route":     routeCommand,
 	"templates": templatesCommand,

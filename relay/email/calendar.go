@@ -31,10 +31,12 @@ func newCalendar(reg relay.Registration, now time.Time) ([]byte, error) {
 		name = "Exam"
 	}
 	ev.SetSummary(name)
-	// Calendars replace an event by UID only when its SEQUENCE grows. The
-	// clock's seconds always do, even if the relay has forgotten what it
-	// sent before.
-	ev.SetSequence(sequence(now))
+	// Calendars replace an event by UID only when its SEQUENCE grows.
+	seq := reg.Sequence
+	if seq == 0 {
+		seq = relay.CalendarSequence(now)
+	}
+	ev.SetSequence(seq)
 	if reg.Exam.URL != "" {
 		ev.SetURL(reg.Exam.URL)
 		ev.SetDescription(reg.Exam.URL)
@@ -44,12 +46,4 @@ func newCalendar(reg relay.Registration, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("calendar: %w", err)
 	}
 	return b.Bytes(), nil
-}
-
-// sequenceEpoch is where the calendar SEQUENCE counts seconds from: a small
-// number that fits the 32 bits calendars expect until 2094.
-var sequenceEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func sequence(now time.Time) int {
-	return int(max(0, now.Sub(sequenceEpoch)/time.Second))
 }

@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"fmt"
+	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,3 +40,41 @@ func (o Outbox) Send(_ context.Context, m *mail.Msg) error {
 }
 
 func (Outbox) Close() error { return nil }
+
+// Forget removes the emails written to address, and says how many.
+func (o Outbox) Forget(address string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(o.Dir, "*.eml"))
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, path := range files {
+		to, err := recipients(path)
+		if err != nil {
+			continue // not an email the relay wrote
+		}
+		for _, a := range to {
+			if strings.EqualFold(a.Address, address) {
+				if err := os.Remove(path); err != nil {
+					return removed, err
+				}
+				removed++
+				break
+			}
+		}
+	}
+	return removed, nil
+}
+
+func recipients(path string) ([]*netmail.Address, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	msg, err := netmail.ReadMessage(f)
+	if err != nil {
+		return nil, err
+	}
+	return msg.Header.AddressList("To")
+}

@@ -13,17 +13,21 @@ func (s *Store) Sent(ctx context.Context, delivery string) (bool, error) {
 	return n > 0, err
 }
 
-// MarkSent records delivery as accepted, for keep. A lost mark is a duplicate email
+// MarkSent records delivery to student (an address, or "" for a digest) as
+// accepted, for keep. A lost mark is a duplicate email
 // if the task then runs again, and the task will run again if Redis was
 // away when it finished: so MarkSent keeps trying while Redis comes back,
 // for most of the task's 30 s lease.
-func (s *Store) MarkSent(ctx context.Context, delivery string, keep time.Duration) error {
+func (s *Store) MarkSent(ctx context.Context, delivery, student string, keep time.Duration) error {
+	// The value says when, and whom by a tag: erasure finds the marks of
+	// one student by it.
+	value := time.Now().UTC().Format(time.RFC3339) + " " + studentTag(student)
 	deadline := time.Now().Add(markPatience)
 	wait := 100 * time.Millisecond
 	for {
 		// A fresh context: the task's own may be ending with the worker.
 		markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		err := s.rdb.Set(markCtx, sentKey(delivery), time.Now().UTC().Format(time.RFC3339), keep).Err()
+		err := s.rdb.Set(markCtx, sentKey(delivery), value, keep).Err()
 		cancel()
 		if err == nil || time.Now().Add(wait).After(deadline) {
 			return err

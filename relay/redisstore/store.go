@@ -5,9 +5,12 @@
 package redisstore
 
 import (
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // Store is the relay's own data in one Redis.
@@ -21,4 +24,14 @@ type Store struct {
 // New keeps the relay's data in rdb, remembering deliveries for retention.
 func New(rdb redis.UniversalClient, retention time.Duration) *Store {
 	return &Store{rdb: rdb, retention: retention}
+}
+
+// studentTag stands for an address in the values of the relay's own keys:
+// erasure finds a student's keys by it, and the address itself is not
+// stored. "" for none.
+func studentTag(address string) string {
+	if address == "" {
+		return ""
+	}
+	return relay.Hash(strings.ToLower(address))[:16]
 }

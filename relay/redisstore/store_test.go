@@ -37,7 +37,7 @@ func TestSentMarksAreRememberedAsLongAsAsked(t *testing.T) {
 	if sent, err := s.Sent(ctx, "email:confirmation:x"); err != nil || sent {
 		t.Fatalf("Sent before any mark = %v, %v", sent, err)
 	}
-	if err := s.MarkSent(ctx, "email:confirmation:x", 30*time.Minute); err != nil {
+	if err := s.MarkSent(ctx, "email:confirmation:x", "a@example.edu", 30*time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if sent, _ := s.Sent(ctx, "email:confirmation:x"); !sent {
@@ -62,12 +62,19 @@ func TestSwapScheduleSaysWhatChangedUntilTheExamIsOver(t *testing.T) {
 		{first.Add(time.Hour), &first, false}, // moved: the old dates
 		{first.Add(2 * time.Hour), ptr(first.Add(time.Hour)), false}, // moved again
 	}
+	lastSequence := 0
 	for i, step := range steps {
 		reg := registration(step.opens)
-		prev, same, err := s.SwapSchedule(ctx, reg)
+		told, err := s.SwapSchedule(ctx, reg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		prev, same := told.Previous, told.Same
+		// Each change within the same second still gets a higher SEQUENCE.
+		if !same && told.Sequence <= lastSequence {
+			t.Errorf("step %d: SEQUENCE %d after %d", i, told.Sequence, lastSequence)
+		}
+		lastSequence = max(lastSequence, told.Sequence)
 		switch {
 		case same != step.same:
 			t.Errorf("step %d: same %v, want %v", i, same, step.same)

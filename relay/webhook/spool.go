@@ -300,3 +300,50 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// Forget removes the spooled registrations theirs picks, and says how
+// many. The spool must be this process's: erasure opens a spool that no
+// relay serve holds.
+func (s *Spool) Forget(theirs func(payload []byte) bool) (int, error) {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	s.mu.Lock()
+	err := s.rotate()
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	pending, err := s.pending()
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, path := range pending {
+		lines, _, err := readSpoolFile(path)
+		if err != nil {
+			return removed, err
+		}
+		var kept [][]byte
+		for _, line := range lines {
+			if !theirs(line) {
+				kept = append(kept, line)
+			}
+		}
+		if len(kept) == len(lines) {
+			continue
+		}
+		// The torn lines readSpoolFile skipped go too: never answered,
+		// they are nobody's registration.
+		if len(kept) == 0 {
+			err = os.Remove(path)
+		} else {
+			err = rewriteSpoolFile(path, kept)
+		}
+		if err != nil {
+			return removed, fmt.Errorf("spool: %w", err)
+		}
+		removed += len(lines) - len(kept)
+		s.forget(len(lines) - len(kept))
+	}
+	return removed, nil
+}

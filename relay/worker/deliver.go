@@ -91,9 +91,14 @@ func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
 		}})
 }
 
-// sentEmail is what a mail server said of msg it took.
+// sentEmail is what a mail server said of msg it took. go-mail keeps the
+// reply to DATA without its code, which is 250 when the message is taken.
 func sentEmail(msg *mail.Msg) sent {
-	return sent{messageID: msg.GetMessageID(), reply: msg.ServerResponse()}
+	reply := msg.ServerResponse()
+	if reply != "" {
+		reply = "250 " + reply
+	}
+	return sent{messageID: msg.GetMessageID(), reply: reply}
 }
 
 // deliver sends d unless it was sent before, counts, logs and records the
@@ -118,7 +123,11 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	if err == nil {
 		w.metrics.delivered(d.channel, relay.Sent)
 		w.log.Info("delivered", attrs...)
-		if err := w.store.MarkSent(ctx, d.key, d.keep); err != nil {
+		student := d.reg.User.Email
+		if d.digest != nil {
+			student = ""
+		}
+		if err := w.store.MarkSent(ctx, d.key, student, d.keep); err != nil {
 			w.log.Error("delivered but could not record it; a re-run would send again", append(attrs, "err", err)...)
 		}
 		w.record(ctx, d, redisstore.HistorySent, note)

@@ -19,13 +19,13 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return unreadable(err)
 	}
-	previous, same, err := w.store.SwapSchedule(ctx, reg)
+	told, err := w.store.SwapSchedule(ctx, reg)
 	if err != nil {
 		return fmt.Errorf("schedule memory: %w", err)
 	}
-	reg.Previous = previous
+	reg.Previous, reg.Sequence = told.Previous, told.Sequence
 	route := w.Routing().Match(reg)
-	if same {
+	if told.Same {
 		// Synap sent this registration again after the queue forgot it:
 		// until the exam is over, a student told these dates hears
 		// nothing more, nor do staff.
