@@ -34,6 +34,7 @@ type Config struct {
 	SMTP     SMTP    `yaml:"smtp"`
 	Email    Email   `yaml:"email"`
 	Slack    Slack   `yaml:"slack"`
+	Teams    Teams   `yaml:"teams"`
 	// TimeZone is the IANA zone dates are shown in when nothing more
 	// specific applies.
 	TimeZone string `yaml:"timezone"`
@@ -125,6 +126,16 @@ type Slack struct {
 	Digest Digest `yaml:"digest"`
 }
 
+// Teams is a Microsoft Teams workflow staff are told in, beside or instead
+// of Slack. Digests follow slack.digest's window.
+type Teams struct {
+	// WebhookURL is the workflow's "When a Teams webhook request is
+	// received" URL; it carries a signature, so it is a secret.
+	WebhookURL string `yaml:"webhook_url"`
+	// Mode is digest, each or off, as for Slack.
+	Mode string `yaml:"mode"`
+}
+
 // Digest is how registrations for one exam are gathered into one message.
 type Digest struct {
 	// Grace is how long a digest waits for one more registration.
@@ -180,6 +191,7 @@ func Default() Config {
 		Webhook:  Webhook{Username: "synap"},
 		SMTP:     SMTP{PoolSize: 4, OutboxDir: "outbox", OAuth: OAuth{Scopes: Scopes{DefaultOAuthScope}}},
 		Email:    Email{From: "Exam Relay <exam-relay@localhost>"},
+		Teams:    Teams{Mode: string(relay.ModeDigest)},
 		Slack: Slack{Mode: string(relay.ModeDigest), Digest: Digest{
 			// A burst arrives with gaps of milliseconds; 5 s ends it and
 			// keeps a lone registration's alert within about 10 s.
@@ -323,6 +335,16 @@ func (c Config) Validate() error {
 	if d := c.Slack.Digest; d.Grace < Duration(time.Second) || d.MaxDelay < d.Grace || d.MaxSize < 1 || d.List < 0 {
 		errs = append(errs, fmt.Errorf("RELAY_DIGEST_* (slack.digest): grace %s (at least 1s), max delay %s (at least the grace), max size %d (1 or more), list %d (0 or more)", d.Grace, d.MaxDelay, d.MaxSize, d.List))
 	}
+	if c.Teams.WebhookURL != "" {
+		if _, err := relay.ParseWebURL(c.Teams.WebhookURL); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_TEAMS_WEBHOOK_URL (teams.webhook_url): %w", err))
+		}
+	}
+	switch relay.StaffMode(c.Teams.Mode) {
+	case relay.ModeDigest, relay.ModeEach, relay.ModeOff:
+	default:
+		errs = append(errs, fmt.Errorf("RELAY_TEAMS_MODE (teams.mode): %q, want digest, each or off", c.Teams.Mode))
+	}
 	if c.Slack.APIURL != "" {
 		if _, err := relay.ParseWebURL(c.Slack.APIURL); err != nil {
 			errs = append(errs, fmt.Errorf("RELAY_SLACK_API_URL (slack.api_url): %w", err))
@@ -402,8 +424,8 @@ func isDir(path string) error {
 // YAML decoder's errors give them.
 var yamlTypes = map[string]any{
 	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "OAuth": OAuth{}, "Email": Email{}, "DKIM": DKIM{},
-	"Slack": Slack{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
-	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{}, "History": History{}, "Admin": Admin{},
+	"Slack": Slack{}, "Teams": Teams{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
+	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{}, "RouteTeams": RouteTeams{}, "History": History{}, "Admin": Admin{},
 }
 
 var unknownField = regexp.MustCompile(`field (\S+) not found in type config\.(\w+)`)

@@ -30,6 +30,7 @@ type Route struct {
 	From      string     `yaml:"from"`
 	ReplyTo   string     `yaml:"reply_to"`
 	Slack     RouteSlack `yaml:"slack"`
+	Teams     RouteTeams `yaml:"teams"`
 
 	// line is where the route starts in the config file, for errors.
 	line int
@@ -55,6 +56,14 @@ type RouteSlack struct {
 	// Channel is another channel for the bot token.
 	Channel string `yaml:"channel"`
 	Mode    string `yaml:"mode"`
+}
+
+// RouteTeams is where a route's staff messages go in Microsoft Teams.
+// Empty fields keep the top-level teams settings.
+type RouteTeams struct {
+	// WebhookURL is another workflow's URL (it is a secret).
+	WebhookURL string `yaml:"webhook_url"`
+	Mode       string `yaml:"mode"`
 }
 
 // Patterns are what one condition accepts: one pattern or a list in the
@@ -164,6 +173,16 @@ func (c Config) validateRoutes() []error {
 		if r.Slack.WebhookURL != "" {
 			if _, err := relay.ParseWebURL(r.Slack.WebhookURL); err != nil {
 				bad("slack.webhook_url", "%v", err)
+			}
+		}
+		switch relay.StaffMode(r.Teams.Mode) {
+		case "", relay.ModeDigest, relay.ModeEach, relay.ModeOff:
+		default:
+			bad("teams.mode", "%q, want digest, each or off", r.Teams.Mode)
+		}
+		if r.Teams.WebhookURL != "" {
+			if _, err := relay.ParseWebURL(r.Teams.WebhookURL); err != nil {
+				bad("teams.webhook_url", "%v", err)
 			}
 		}
 		if r.Slack.Channel != "" && c.Slack.Token == "" {

@@ -95,6 +95,13 @@ var Settings = []Setting{
 		func(c *Config) *string { return &c.Slack.APIURL }),
 	str("RELAY_SLACK_MODE", "slack.mode", false, "digest (one message per exam per burst), each (one per registration) or off",
 		func(c *Config) *string { return &c.Slack.Mode }),
+	// Microsoft Teams, beside or instead of Slack.
+	{Env: "RELAY_TEAMS_WEBHOOK_URL", YAML: "teams.webhook_url", Secret: true,
+		Summary: "URL of a Teams workflow (\"When a Teams webhook request is received\") for staff alerts, beside or instead of Slack; empty: none",
+		get:     func(c *Config) string { return redactURL(c.Teams.WebhookURL) },
+		set:     func(c *Config, v string) error { c.Teams.WebhookURL = v; return nil }},
+	str("RELAY_TEAMS_MODE", "teams.mode", false, "digest (one card per exam per burst), each (one per registration) or off, once a Teams URL is set",
+		func(c *Config) *string { return &c.Teams.Mode }),
 	duration("RELAY_DIGEST_GRACE", "slack.digest.grace", "a digest is posted once no registration for its exam came for this long",
 		func(c *Config) *Duration { return &c.Slack.Digest.Grace }),
 	duration("RELAY_DIGEST_MAX_DELAY", "slack.digest.max_delay", "…or this long after its first registration, whichever is sooner",

@@ -432,6 +432,9 @@ func startRelay(t *testing.T, redisURL string) *runningRelay {
 		"RELAY_OUTBOX_DIR=" + filepath.Join(dir, "outbox"),
 		// No Slack URL: messages are printed; one per registration, now.
 		"RELAY_SLACK_MODE=each",
+		// A Teams stand-in, so that every queue has had a task.
+		"RELAY_TEAMS_WEBHOOK_URL=" + relaytest.StartTeams(t).WebhookURL(),
+		"RELAY_TEAMS_MODE=each",
 	}
 	// Slack messages go to stdout, as does where the relay listens.
 	var stdout, logs syncBuffer

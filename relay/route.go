@@ -28,7 +28,10 @@ type Route struct {
 	// zone; empty: none.
 	ZoneAttribute string
 	Templates     Templates
-	Slack         Destination
+	// Slack and Teams are where staff hear of the route's registrations;
+	// either or both may be off.
+	Slack Destination
+	Teams Destination
 }
 
 // Sender is who student emails come from.
@@ -49,13 +52,42 @@ const (
 	ModeOff StaffMode = "off"
 )
 
+// Channel is a kind of place staff are told, with messages of its own.
+type Channel string
+
+const (
+	Slack Channel = "slack"
+	Teams Channel = "teams"
+)
+
 // Destination is one place staff are told.
 type Destination struct {
+	Channel Channel
 	// Name identifies it without its secrets (a webhook's URL is one): it
 	// keys digest groups and rate limits.
 	Name   string
 	Mode   StaffMode
 	Poster Poster
+}
+
+// Staff is where the route tells staff: its destinations that are not
+// off.
+func (r *Route) Staff() []Destination {
+	var out []Destination
+	for _, d := range []Destination{r.Slack, r.Teams} {
+		if d.Mode != "" && d.Mode != ModeOff {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Destination is the route's destination on channel.
+func (r *Route) Destination(channel Channel) Destination {
+	if channel == Teams {
+		return r.Teams
+	}
+	return r.Slack
 }
 
 // Poster posts a staff message the templates wrote.
@@ -71,11 +103,13 @@ type Email struct {
 }
 
 // Templates write a route's messages in its language, with dates in zone.
+// Staff messages are written for a channel: Slack mrkdwn, or a Teams
+// Adaptive Card.
 type Templates interface {
 	Confirmation(reg Registration, zone *time.Location) (Email, error)
 	Reminder(rem Reminder, zone *time.Location, now time.Time) (Email, error)
-	StaffAlert(reg Registration, zone *time.Location) (string, error)
-	StaffDigest(d Digest, zone *time.Location) (string, error)
+	StaffAlert(channel Channel, reg Registration, zone *time.Location) (string, error)
+	StaffDigest(channel Channel, d Digest, zone *time.Location) (string, error)
 }
 
 // Zone is the zone reg's dates are shown to the student in: their own when
@@ -114,13 +148,13 @@ func (r *Route) Reminder(rem Reminder, now time.Time) (Email, error) {
 	return r.Templates.Reminder(rem, r.Zone(rem.Registration), now)
 }
 
-// StaffAlert is the staff message for one registration.
-func (r *Route) StaffAlert(reg Registration) (string, error) {
-	return r.Templates.StaffAlert(reg, r.Zone(reg))
+// StaffAlert is the staff message for one registration, on channel.
+func (r *Route) StaffAlert(channel Channel, reg Registration) (string, error) {
+	return r.Templates.StaffAlert(channel, reg, r.Zone(reg))
 }
 
-// StaffDigest is the staff message for a digest. Staff see the dates in
-// the route's zone, not a student's.
-func (r *Route) StaffDigest(d Digest) (string, error) {
-	return r.Templates.StaffDigest(d, r.Location)
+// StaffDigest is the staff message for a digest, on channel. Staff see
+// the dates in the route's zone, not a student's.
+func (r *Route) StaffDigest(channel Channel, d Digest) (string, error) {
+	return r.Templates.StaffDigest(channel, d, r.Location)
 }

@@ -53,8 +53,10 @@ func (r *Routing) All() []*Route {
 // before a reload; false when no route posts there any more.
 func (r *Routing) Destination(name string) (Destination, bool) {
 	for _, route := range r.All() {
-		if route.Slack.Name == name {
-			return route.Slack, true
+		for _, d := range []Destination{route.Slack, route.Teams} {
+			if d.Name == name && name != "" {
+				return d, true
+			}
 		}
 	}
 	return Destination{}, false

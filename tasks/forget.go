@@ -56,7 +56,7 @@ func forgetIn(in *asynq.Inspector, queue Enqueuer, info *asynq.TaskInfo, address
 	theirs := func(r relay.Registration) bool { return strings.EqualFold(r.User.Email, address) }
 	var others *relay.Digest
 	switch info.Type {
-	case TypeSlackDigest:
+	case TypeSlackDigest, TypeTeamsDigest:
 		d, err := ParseDigest(info.Payload)
 		if err != nil {
 			return nil
@@ -78,7 +78,7 @@ func forgetIn(in *asynq.Inspector, queue Enqueuer, info *asynq.TaskInfo, address
 		if err != nil || !theirs(rem.Registration) {
 			return nil
 		}
-	case TypeSlackDigestItem:
+	case TypeSlackDigestItem, TypeTeamsDigestItem:
 		item, err := decode[relay.DigestItem](info.Payload)
 		if err != nil || !theirs(item.Registration) {
 			return nil
@@ -100,7 +100,7 @@ func forgetIn(in *asynq.Inspector, queue Enqueuer, info *asynq.TaskInfo, address
 	if others == nil {
 		return nil
 	}
-	task, err := newDigestTask(*others, o)
+	task, err := newDigestTask(ChannelOf(info.Type), *others, o)
 	if err != nil {
 		return err
 	}

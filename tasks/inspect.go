@@ -56,7 +56,7 @@ func failedTask(info *asynq.TaskInfo) FailedTask {
 		ID: info.ID, Queue: info.Queue, Channel: channelOf(info.Type),
 		LastError: info.LastErr, FailedAt: info.LastFailedAt, Retried: info.Retried,
 	}
-	if info.Type == TypeSlackDigest {
+	if info.Type == TypeSlackDigest || info.Type == TypeTeamsDigest {
 		if b, err := ParseDigest(info.Payload); err == nil && len(b.Items) > 0 {
 			exam := b.Items[0].Registration.Exam
 			f.UserID, f.ExamID, f.ExamName = fmt.Sprintf("(%d students)", len(b.Items)), exam.ObjectID, exam.Name
@@ -71,12 +71,12 @@ func failedTask(info *asynq.TaskInfo) FailedTask {
 
 func channelOf(taskType string) string {
 	switch taskType {
-	case TypeEmail:
+	case TypeEmail, TypeReminder:
 		return "email"
-	case TypeSlack:
-		return "slack"
-	case TypeSlackDigest, TypeSlackDigestItem:
-		return "slack digest"
+	case TypeSlack, TypeTeams:
+		return string(ChannelOf(taskType))
+	case TypeSlackDigest, TypeSlackDigestItem, TypeTeamsDigest, TypeTeamsDigestItem:
+		return string(ChannelOf(taskType)) + " digest"
 	case TypeRegistration:
 		return "fan-out"
 	default:

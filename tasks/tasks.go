@@ -26,20 +26,42 @@ const (
 	// group; asynq's aggregator turns a group into one TypeSlackDigest.
 	TypeSlackDigestItem = "slack:digest-item"
 	TypeSlackDigest     = "slack:digest"
+	TypeTeams           = "teams:alert"
+	TypeTeamsDigestItem = "teams:digest-item"
+	TypeTeamsDigest     = "teams:digest"
 )
 
 const (
 	QueueRegistrations = "registrations"
 	QueueEmail         = "email"
 	QueueSlack         = "slack"
+	QueueTeams         = "teams"
 )
 
 // Queues, with the weight a worker gives each. Fanning registrations out
-// first keeps both channels fed during a burst.
+// first keeps every channel fed during a burst.
 var Queues = map[string]int{
 	QueueRegistrations: 3,
 	QueueEmail:         2,
 	QueueSlack:         1,
+	QueueTeams:         1,
+}
+
+// staffTasks are the task types and queue of each channel staff are told
+// on.
+var staffTasks = map[relay.Channel]struct{ alert, item, digest, queue string }{
+	relay.Slack: {TypeSlack, TypeSlackDigestItem, TypeSlackDigest, QueueSlack},
+	relay.Teams: {TypeTeams, TypeTeamsDigestItem, TypeTeamsDigest, QueueTeams},
+}
+
+// ChannelOf is the staff channel a task of taskType tells, or "".
+func ChannelOf(taskType string) relay.Channel {
+	for channel, t := range staffTasks {
+		if taskType == t.alert || taskType == t.item || taskType == t.digest {
+			return channel
+		}
+	}
+	return ""
 }
 
 // Options are the settings every task carries.
@@ -70,9 +92,15 @@ func NewEmailTask(r relay.Registration, o Options) (*asynq.Task, error) {
 	return newTask(TypeEmail, QueueEmail, r, o)
 }
 
-// NewSlackTask tells staff of one registration.
+// NewSlackTask tells staff on Slack of one registration.
 func NewSlackTask(r relay.Registration, o Options) (*asynq.Task, error) {
-	return newTask(TypeSlack, QueueSlack, r, o)
+	return NewAlertTask(relay.Slack, r, o)
+}
+
+// NewAlertTask tells staff on channel of one registration.
+func NewAlertTask(channel relay.Channel, r relay.Registration, o Options) (*asynq.Task, error) {
+	t := staffTasks[channel]
+	return newTask(t.alert, t.queue, r, o)
 }
 
 func newTask(taskType, queue string, r relay.Registration, o Options) (*asynq.Task, error) {
@@ -101,16 +129,18 @@ func WebhookTaskID(webhookID string) string {
 	return TypeRegistration + ":webhook-id:" + relay.Hash(webhookID)
 }
 
-// NewDigestItemTask adds r to its exam's digest for destination.
-func NewDigestItemTask(r relay.Registration, destination string, receivedAt time.Time, o Options) (*asynq.Task, error) {
-	payload, err := json.Marshal(relay.DigestItem{Registration: r, Destination: destination, ReceivedAt: receivedAt})
+// NewDigestItemTask adds r to its exam's digest for destination, on the
+// destination's channel.
+func NewDigestItemTask(dest relay.Destination, r relay.Registration, receivedAt time.Time, o Options) (*asynq.Task, error) {
+	t := staffTasks[dest.Channel]
+	payload, err := json.Marshal(relay.DigestItem{Registration: r, Destination: dest.Name, ReceivedAt: receivedAt})
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigestItem, err)
+		return nil, fmt.Errorf("encode %s: %w", t.item, err)
 	}
-	return asynq.NewTask(TypeSlackDigestItem, payload,
-		asynq.TaskID(TaskID(TypeSlackDigestItem, r)),
-		asynq.Queue(QueueSlack),
-		asynq.Group(DigestGroup(destination, r)),
+	return asynq.NewTask(t.item, payload,
+		asynq.TaskID(TaskID(t.item, r)),
+		asynq.Queue(t.queue),
+		asynq.Group(DigestGroup(dest.Name, r)),
 		o.maxRetry(),
 	), nil
 }
@@ -125,26 +155,29 @@ func DigestGroup(destination string, r relay.Registration) string {
 	return "digest:" + relay.Hash(destination, r.Portal.ID, r.Exam.ObjectID, r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339), closes)
 }
 
-// NewDigestTask gathers the items asynq aggregated for group, sorted.
-// Items that cannot be read are left out: waiting will not make them
-// readable.
+// NewDigestTask gathers the items asynq aggregated for group, sorted, on
+// their channel. Items that cannot be read are left out: waiting will not
+// make them readable.
 func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, error) {
 	d := relay.Digest{Group: group}
+	channel := relay.Slack
 	for _, t := range items {
 		if item, err := decode[relay.DigestItem](t.Payload()); err == nil {
 			d.Items = append(d.Items, item)
+			channel = ChannelOf(t.Type())
 		}
 	}
 	relay.SortDigestItems(d.Items)
-	return newDigestTask(d, o)
+	return newDigestTask(channel, d, o)
 }
 
-func newDigestTask(d relay.Digest, o Options) (*asynq.Task, error) {
+func newDigestTask(channel relay.Channel, d relay.Digest, o Options) (*asynq.Task, error) {
+	t := staffTasks[channel]
 	payload, err := json.Marshal(d)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", TypeSlackDigest, err)
+		return nil, fmt.Errorf("encode %s: %w", t.digest, err)
 	}
-	return asynq.NewTask(TypeSlackDigest, payload, asynq.Queue(QueueSlack), o.maxRetry(), asynq.Retention(o.Retention)), nil
+	return asynq.NewTask(t.digest, payload, asynq.Queue(t.queue), o.maxRetry(), asynq.Retention(o.Retention)), nil
 }
 
 // NewReminderTask holds rem until rem.At. It keeps no retention: once

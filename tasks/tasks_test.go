@@ -92,7 +92,7 @@ func TestDigestTaskSortsAndSkipsUnreadableItems(t *testing.T) {
 	for _, name := range []string{"Zoë", "adam", "Béa"} {
 		r := example(t, "registration.json")
 		r.User.Name, r.User.Email = name, name+"@example.edu"
-		item, err := NewDigestItemTask(r, "slack-1", time.Now(), Options{})
+		item, err := NewDigestItemTask(relay.Destination{Channel: relay.Slack, Name: "slack-1"}, r, time.Now(), Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,5 +113,22 @@ func TestDigestTaskSortsAndSkipsUnreadableItems(t *testing.T) {
 	}
 	if d.Group != "digest:x" || len(names) != 3 || names[0] != "adam" || names[2] != "Zoë" {
 		t.Errorf("digest %s holds %v", d.Group, names)
+	}
+}
+
+func TestEachStaffChannelHasItsOwnTasksAndQueue(t *testing.T) {
+	r := example(t, "registration.json")
+	slack, _ := NewAlertTask(relay.Slack, r, Options{})
+	teams, _ := NewAlertTask(relay.Teams, r, Options{})
+	if slack.Type() != TypeSlack || teams.Type() != TypeTeams || ChannelOf(teams.Type()) != relay.Teams {
+		t.Errorf("alerts: %s and %s", slack.Type(), teams.Type())
+	}
+	item, _ := NewDigestItemTask(relay.Destination{Channel: relay.Teams, Name: "teams-1"}, r, time.Now(), Options{})
+	digest, err := NewDigestTask("digest:x", []*asynq.Task{item}, Options{})
+	if err != nil || item.Type() != TypeTeamsDigestItem || digest.Type() != TypeTeamsDigest {
+		t.Errorf("a Teams digest item %s became %s (%v)", item.Type(), digest.Type(), err)
+	}
+	if _, ok := Queues[QueueTeams]; !ok {
+		t.Error("no worker serves the Teams queue")
 	}
 }

@@ -26,7 +26,7 @@ func BenchmarkStaffAlert(b *testing.B) {
 	r := sampleRegistrations()[0]
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.StaffAlert(r, time.UTC); err != nil {
+		if _, err := s.StaffAlert(relay.Slack, r, time.UTC); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -43,7 +43,7 @@ func BenchmarkStaffDigest500(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.StaffDigest(d, time.UTC); err != nil {
+		if _, err := s.StaffDigest(relay.Slack, d, time.UTC); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack/slackutilsx"
@@ -132,44 +133,58 @@ func inZone(t *time.Time, loc *time.Location) *time.Time {
 // slackSafe returns d with every text that came from the payload escaped
 // for Slack's mrkdwn, so that a template cannot turn a student's name into
 // a mention or a link, whatever the school writes in it.
-func (d Data) slackSafe() Data {
-	d.Student = d.Student.slackSafe()
-	d.Exam = d.Exam.slackSafe()
-	d.Group = Group{ID: escape(d.Group.ID), Name: escape(d.Group.Name)}
-	d.Portal = Portal{ID: escape(d.Portal.ID)}
+func (d Data) slackSafe() Data { return d.mapText(escape) }
+
+func (d DigestData) slackSafe() DigestData { return d.mapText(escape) }
+
+// teamsSafe returns d with every text that came from the payload unable
+// to call an Adaptive Card's date functions ({{DATE(…)}}), which Teams
+// runs even in a TextRun. Markdown is kept out by the templates putting
+// payload text in TextRuns only, which Check enforces.
+func (d Data) teamsSafe() Data { return d.mapText(noCardFunctions) }
+
+func (d DigestData) teamsSafe() DigestData { return d.mapText(noCardFunctions) }
+
+// mapText is d with f applied to every text that came from the payload.
+// The exam's URL is left alone: only the link functions put it in a
+// message, and they check it.
+func (d Data) mapText(f func(string) string) Data {
+	d.Student = d.Student.mapText(f)
+	d.Exam = d.Exam.mapText(f)
+	d.Group = Group{ID: f(d.Group.ID), Name: f(d.Group.Name)}
+	d.Portal = Portal{ID: f(d.Portal.ID)}
 	return d
 }
 
-func (d DigestData) slackSafe() DigestData {
-	d.Exam = d.Exam.slackSafe()
+func (d DigestData) mapText(f func(string) string) DigestData {
+	d.Exam = d.Exam.mapText(f)
 	groups := make([]string, len(d.Groups))
 	for i, g := range d.Groups {
-		groups[i] = escape(g)
+		groups[i] = f(g)
 	}
 	d.Groups = groups
 	students := make([]Student, len(d.Students))
 	for i, s := range d.Students {
-		students[i] = s.slackSafe()
+		students[i] = s.mapText(f)
 	}
 	d.Students = students
 	return d
 }
 
-func (s Student) slackSafe() Student {
+func (s Student) mapText(f func(string) string) Student {
 	attrs := make(map[string]any, len(s.Attributes))
 	for k, v := range s.Attributes {
 		if str, ok := v.(string); ok {
-			v = escape(str)
+			v = f(str)
 		}
 		attrs[k] = v
 	}
-	return Student{ID: escape(s.ID), Name: escape(s.Name), Email: escape(s.Email), Attributes: attrs}
+	return Student{ID: f(s.ID), Name: f(s.Name), Email: f(s.Email), Attributes: attrs}
 }
 
-// The URL is not escaped here: the link function makes it safe.
-func (e Exam) slackSafe() Exam {
-	e.ID = escape(e.ID)
-	e.Name = escape(e.Name)
+func (e Exam) mapText(f func(string) string) Exam {
+	e.ID = f(e.ID)
+	e.Name = f(e.Name)
 	return e
 }
 
@@ -177,3 +192,7 @@ func (e Exam) slackSafe() Exam {
 // <@U…>, no <url|label>. Bare URLs, emails and @here stay text because the
 // Slack sender marks the text verbatim.
 func escape(s string) string { return slackutilsx.EscapeMessage(s) }
+
+// noCardFunctions parts every "{{" with a zero-width space, which shows as
+// nothing.
+func noCardFunctions(s string) string { return strings.ReplaceAll(s, "{{", "{\u200b{") }

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -69,5 +70,23 @@ var slackFuncs = map[string]any{
 		// Inside <…|…> Slack wants & < > as entities and | ends the URL.
 		href := strings.NewReplacer("&", "&amp;", "<", "%3C", ">", "%3E", "|", "%7C").Replace(u.String())
 		return "<" + href + "|" + label + ">"
+	},
+}
+
+// teamsFuncs are added for the Teams templates, which write JSON.
+var teamsFuncs = map[string]any{
+	// json writes a value as JSON: a string in quotes, escaped.
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
+	// webURL is an http(s) URL with a host, or "" for anything else, so
+	// that a card's link opens only a web page.
+	"webURL": func(rawURL string) string {
+		u, err := relay.ParseWebURL(rawURL)
+		if err != nil {
+			return ""
+		}
+		return u.String()
 	},
 }

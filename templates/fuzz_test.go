@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +10,8 @@ import (
 )
 
 // FuzzRender: any text in the payload renders without error, stays one line
-// in a subject, and never becomes a Slack mention or link.
+// in a subject, never becomes a Slack mention or link, and reaches a Teams
+// card only as plain text in a valid card.
 func FuzzRender(f *testing.F) {
 	f.Add("Amara Okafor", "Year 2 Pharmacology", "MBBS Cohort", "https://med.example.edu/x")
 	f.Add("<!channel>", "<@U123|boss>", "<https://evil.example|click>", "https://a.example/?a=<b>&c=|d")
@@ -28,11 +30,11 @@ func FuzzRender(f *testing.F) {
 		if strings.ContainsAny(e.Subject, "\r\n") {
 			t.Fatalf("subject %q", e.Subject)
 		}
-		alert, err := set.StaffAlert(r, time.UTC)
+		alert, err := set.StaffAlert(relay.Slack, r, time.UTC)
 		if err != nil {
 			t.Fatal(err)
 		}
-		digest, err := set.StaffDigest(relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
+		digest, err := set.StaffDigest(relay.Slack, relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +56,24 @@ func FuzzRender(f *testing.F) {
 					t.Fatalf("unbalanced link in %q", msg)
 				}
 				rest = rest[end+1:]
+			}
+		}
+		for _, render := range []func() (string, error){
+			func() (string, error) { return set.StaffAlert(relay.Teams, r, time.UTC) },
+			func() (string, error) {
+				return set.StaffDigest(relay.Teams, relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
+			},
+		} {
+			card, err := render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v any
+			if err := json.Unmarshal([]byte(card), &v); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, card)
+			}
+			if texts := markdownTexts(v); len(texts) != 0 {
+				t.Fatalf("Markdown text %q in %s", texts, card)
 			}
 		}
 	})

@@ -32,18 +32,23 @@ const (
 	ConfirmationHTML    = "confirmation.html.tmpl"
 	StaffAlert          = "staff-alert.slack.tmpl"
 	StaffDigest         = "staff-digest.slack.tmpl"
+	StaffAlertTeams     = "staff-alert.teams.tmpl"
+	StaffDigestTeams    = "staff-digest.teams.tmpl"
 	ReminderSubject     = "reminder.subject.tmpl"
 	ReminderText        = "reminder.text.tmpl"
 	ReminderHTML        = "reminder.html.tmpl"
 )
 
 // Names lists every template file.
-var Names = []string{ConfirmationSubject, ConfirmationText, ConfirmationHTML, StaffAlert, StaffDigest, ReminderSubject, ReminderText, ReminderHTML}
+var Names = []string{ConfirmationSubject, ConfirmationText, ConfirmationHTML, StaffAlert, StaffDigest, StaffAlertTeams, StaffDigestTeams,
+	ReminderSubject, ReminderText, ReminderHTML}
 
 // Set is the parsed templates, ready to execute. It is parsed once and
 // safe for concurrent use.
 type Set struct {
-	subject, text, alert, digest  *texttemplate.Template
+	subject, text                 *texttemplate.Template
+	slackAlert, slackDigest       *texttemplate.Template
+	teamsAlert, teamsDigest       *texttemplate.Template
 	html                          *htmltemplate.Template
 	reminderSubject, reminderText *texttemplate.Template
 	reminderHTML                  *htmltemplate.Template
@@ -107,8 +112,10 @@ func Load(o Options) (*Set, error) {
 	}
 	s.subject = parseText(ConfirmationSubject, nil)
 	s.text = parseText(ConfirmationText, nil)
-	s.alert = parseText(StaffAlert, slackFuncs)
-	s.digest = parseText(StaffDigest, slackFuncs)
+	s.slackAlert = parseText(StaffAlert, slackFuncs)
+	s.slackDigest = parseText(StaffDigest, slackFuncs)
+	s.teamsAlert = parseText(StaffAlertTeams, teamsFuncs)
+	s.teamsDigest = parseText(StaffDigestTeams, teamsFuncs)
 	s.reminderSubject = parseText(ReminderSubject, nil)
 	s.reminderText = parseText(ReminderText, nil)
 	parseHTML := func(name string) *htmltemplate.Template {
@@ -211,33 +218,6 @@ func (s *Set) email(subject, text, html executor, data any) (relay.Email, error)
 	return e, nil
 }
 
-// StaffAlert renders the Slack message (mrkdwn) for one registration,
-// with dates in zone.
-func (s *Set) StaffAlert(reg relay.Registration, zone *time.Location) (string, error) {
-	var b bytes.Buffer
-	if err := s.alert.Execute(&b, newData(reg, zone).slackSafe()); err != nil {
-		return "", s.execError(err)
-	}
-	return strings.TrimSpace(b.String()), nil
-}
-
-// StaffDigest renders the Slack message (mrkdwn) for the registrations of
-// a digest, all for one exam, with dates in zone.
-func (s *Set) StaffDigest(d relay.Digest, zone *time.Location) (string, error) {
-	if len(d.Items) == 0 {
-		return "", errors.New("staff digest: no registrations")
-	}
-	return s.staffDigest(newDigestData(d, zone, s.digestList))
-}
-
-func (s *Set) staffDigest(v DigestData) (string, error) {
-	var b bytes.Buffer
-	if err := s.digest.Execute(&b, v.slackSafe()); err != nil {
-		return "", s.execError(err)
-	}
-	return strings.TrimSpace(b.String()), nil
-}
-
 // execError names the file a failing template came from: the error already
 // names the template and line, which is enough for a default, but a school
 // needs the path of its own file.
@@ -267,8 +247,10 @@ func (s *Set) Check() error {
 		for _, zone := range sampleZones() {
 			_, err := s.Confirmation(reg, zone)
 			add(err)
-			_, err = s.StaffAlert(reg, zone)
-			add(err)
+			for _, channel := range []relay.Channel{relay.Slack, relay.Teams} {
+				_, err = s.StaffAlert(channel, reg, zone)
+				add(err)
+			}
 			for _, event := range []relay.Event{relay.ExamOpens, relay.ExamCloses} {
 				_, err = s.Reminder(relay.Reminder{Registration: reg, Event: event, Before: 24 * time.Hour}, zone, now)
 				add(err)
@@ -277,8 +259,11 @@ func (s *Set) Check() error {
 	}
 	// Two names listed and one more, whatever the configured list size,
 	// so that every part of the template runs.
-	_, err := s.staffDigest(newDigestData(sampleDigest(), time.UTC, 2))
-	add(err)
+	for _, channel := range []relay.Channel{relay.Slack, relay.Teams} {
+		_, err := s.staffDigest(channel, newDigestData(sampleDigest(), time.UTC, 2))
+		add(err)
+	}
+	add(s.checkCardsKeepPayloadPlain())
 	return errors.Join(errs...)
 }
 

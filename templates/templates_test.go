@@ -92,12 +92,12 @@ func TestSlackTemplatesEscapeMentionsAndLinks(t *testing.T) {
 	r := sampleRegistrations()[0]
 	r.User.Name = "<!channel> <@U123> <https://evil.example|click> & co"
 	r.Exam.Name = "<!here>"
-	alert, err := s.StaffAlert(r, time.UTC)
+	alert, err := s.StaffAlert(relay.Slack, r, time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.UserGroup.Name = "<!everyone>"
-	digest, err := s.StaffDigest(relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
+	digest, err := s.StaffDigest(relay.Slack, relay.Digest{Items: []relay.DigestItem{{Registration: r}}}, time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,10 +124,10 @@ func checkSMTP(ctx context.Context, cfg config.Config, report func(string, error
 // English around dates in another language.
 func printRoutes(stdout io.Writer, routing *relay.Routing) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nROUTE\tMATCH\tEMAIL\tLANGUAGE\tZONE\tFROM\tSLACK\tTEMPLATES")
+	fmt.Fprintln(tw, "\nROUTE\tMATCH\tEMAIL\tLANGUAGE\tZONE\tFROM\tSLACK\tTEAMS\tTEMPLATES")
 	for _, r := range routing.All() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s → %s\t%s\n", r.Name, matchSummary(r), onOff(r.Email), r.Language,
-			r.Location, r.Sender.From, r.Slack.Mode, r.Slack.Name, templateSources(templateSet(r)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, matchSummary(r), onOff(r.Email), r.Language,
+			r.Location, r.Sender.From, staffSummary(r.Slack), staffSummary(r.Teams), templateSources(templateSet(r)))
 	}
 	tw.Flush()
 	for _, r := range routing.All() {
@@ -145,6 +145,15 @@ func matchSummary(r *relay.Route) string {
 		return "(anything no route matches)"
 	}
 	return r.Match.String()
+}
+
+// staffSummary is a destination as relay check shows it: its mode and its
+// name, never its URL.
+func staffSummary(d relay.Destination) string {
+	if d.Name == "" || d.Mode == relay.ModeOff {
+		return "off"
+	}
+	return string(d.Mode) + " → " + d.Name
 }
 
 func onOff(on bool) string {

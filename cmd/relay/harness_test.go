@@ -34,6 +34,7 @@ type harness struct {
 	redis   *relaytest.Redis
 	smtp    *relaytest.SMTPSink
 	slack   *relaytest.Slack
+	teams   *relaytest.Teams
 	http    *httptest.Server
 	inspect *asynq.Inspector
 	relay   *relayProcess
@@ -73,6 +74,13 @@ func withDigest(window worker.DigestWindow) harnessOption {
 	})
 }
 
+// withTeams tells staff in Teams too, in mode.
+func withTeams(mode relay.StaffMode) harnessOption {
+	return func(h *harness, c *config.Config) {
+		c.Teams.WebhookURL, c.Teams.Mode = h.teams.WebhookURL(), string(mode)
+	}
+}
+
 // withSignatures makes the receiver require Standard Webhooks signatures
 // with any of keys, and no Basic auth.
 func withSignatures(keys ...[]byte) harnessOption {
@@ -86,7 +94,7 @@ func withSignatures(keys ...[]byte) harnessOption {
 
 func newHarness(t *testing.T, options ...harnessOption) *harness {
 	t.Helper()
-	h := &harness{t: t, redis: relaytest.StartRedis(t), smtp: relaytest.StartSMTP(t), slack: relaytest.StartSlack(t)}
+	h := &harness{t: t, redis: relaytest.StartRedis(t), smtp: relaytest.StartSMTP(t), slack: relaytest.StartSlack(t), teams: relaytest.StartTeams(t)}
 	cfg := config.Default()
 	cfg.RedisURL = h.redis.URL
 	cfg.SMTP.URL, cfg.SMTP.PoolSize = h.smtp.URL(), 2

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -62,21 +64,45 @@ func renderCommand(_ context.Context, args []string, e env) error {
 		}
 	}
 
-	fmt.Fprintf(stdout, "\n--- Slack, %s → %s ---\n", route.Slack.Mode, route.Slack.Name)
+	for _, dest := range []relay.Destination{route.Slack, route.Teams} {
+		if dest.Channel == relay.Teams && dest.Name == "" {
+			continue // no Teams configured: nothing to show
+		}
+		if err := renderStaff(stdout, route, dest, reg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renderStaff prints what staff would get at dest: Slack's mrkdwn, or
+// Teams' Adaptive Card as indented JSON.
+func renderStaff(stdout io.Writer, route *relay.Route, dest relay.Destination, reg relay.Registration) error {
+	name := map[relay.Channel]string{relay.Slack: "Slack", relay.Teams: "Teams"}[dest.Channel]
+	fmt.Fprintf(stdout, "\n--- %s, %s → %s ---\n", name, dest.Mode, dest.Name)
 	var text string
-	switch route.Slack.Mode {
+	var err error
+	switch dest.Mode {
 	case relay.ModeEach:
-		text, err = route.StaffAlert(reg)
+		text, err = route.StaffAlert(dest.Channel, reg)
 	case relay.ModeDigest:
-		text, err = route.StaffDigest(relay.Digest{Items: []relay.DigestItem{{Registration: reg, ReceivedAt: time.Now()}}})
-		text += "\n(a digest of this registration alone; a burst lists every student)"
+		text, err = route.StaffDigest(dest.Channel, relay.Digest{Items: []relay.DigestItem{{Registration: reg, ReceivedAt: time.Now()}}})
 	default:
-		text = "(Slack is off for this route)"
+		fmt.Fprintf(stdout, "(%s is off for this route)\n", name)
+		return nil
 	}
 	if err != nil {
 		return err
 	}
+	if dest.Channel == relay.Teams {
+		var indented bytes.Buffer
+		_ = json.Indent(&indented, []byte(text), "", "  ")
+		text = indented.String()
+	}
 	fmt.Fprintln(stdout, text)
+	if dest.Mode == relay.ModeDigest {
+		fmt.Fprintln(stdout, "(a digest of this registration alone; a burst lists every student)")
+	}
 	return nil
 }
 

@@ -21,7 +21,7 @@ func routeCommand(_ context.Context, args []string, e env) error {
 	for _, line := range lines {
 		fmt.Fprintln(e.stdout, line)
 	}
-	fmt.Fprintf(e.stdout, "\n→ %s: email %s, language %s, zone %s, from %s, slack %s → %s\n", route.Name, onOff(route.Email),
-		route.Language, route.Zone(reg), route.Sender.From, route.Slack.Mode, route.Slack.Name)
+	fmt.Fprintf(e.stdout, "\n→ %s: email %s, language %s, zone %s, from %s, slack %s, teams %s\n", route.Name, onOff(route.Email),
+		route.Language, route.Zone(reg), route.Sender.From, staffSummary(route.Slack), staffSummary(route.Teams))
 	return nil
 }

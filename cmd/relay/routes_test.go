@@ -85,7 +85,7 @@ func TestExportedTemplatesEditedAndPickedUpThroughTemplatesDir(t *testing.T) {
 		t.Errorf("render with the edited folder:\n%s", out)
 	}
 	out, err = relayOutput(t, env, "check")
-	if err != nil || !strings.Contains(out, dir+" (7), default (en) (1)") {
+	if err != nil || !strings.Contains(out, dir+" (9), default (en) (1)") {
 		t.Errorf("check = %v:\n%s", err, out)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/exam-relay/relay/relay/email"
 	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/relay/slack"
+	"github.com/exam-relay/relay/relay/teams"
 	"github.com/exam-relay/relay/relay/webhook"
 	"github.com/exam-relay/relay/relay/worker"
 	"github.com/exam-relay/relay/tasks"
@@ -255,15 +256,26 @@ func newDKIM(cfg config.Config) (email.DKIM, error) {
 	return email.LoadDKIM(cfg.Email.DKIM.KeyFile, cfg.Email.DKIM.Selector)
 }
 
-func newPosters(cfg config.Config, console io.Writer) slack.Posters {
-	return slack.NewPosters(cfg.Slack.Token, cfg.Slack.APIURL, &http.Client{Timeout: 30 * time.Second}, console)
+// posters make the clients that post to staff destinations.
+type posters struct {
+	slack  slack.Posters
+	client *http.Client
+}
+
+func newPosters(cfg config.Config, console io.Writer) *posters {
+	client := &http.Client{Timeout: 30 * time.Second}
+	return &posters{slack: slack.NewPosters(cfg.Slack.Token, cfg.Slack.APIURL, client, console), client: client}
+}
+
+func (p *posters) teams(webhookURL string) relay.Poster {
+	return teams.Webhook{URL: webhookURL, Client: p.client}
 }
 
 // newRouting resolves every route of cfg, what a route leaves out taken
 // from the top level: its templates parsed and checked against sample
-// registrations, its zone loaded, its Slack destination named and, with
-// posters, made.
-func newRouting(cfg config.Config, posters slack.Posters) (*relay.Routing, error) {
+// registrations, its zone loaded, its Slack and Teams destinations named
+// and, with posters, made (relay check and render need none).
+func newRouting(cfg config.Config, posters *posters) (*relay.Routing, error) {
 	sets := map[string]*templates.Set{}
 	made := map[string]relay.Poster{}
 	var errs []error
@@ -297,15 +309,24 @@ func newRouting(cfg config.Config, posters slack.Posters) (*relay.Routing, error
 		if c.Slack.WebhookURL != "" || c.Slack.Channel != "" {
 			webhookURL, channel = c.Slack.WebhookURL, c.Slack.Channel
 		}
-		dest := relay.Destination{
-			Name: slack.DestinationName(webhookURL, channel),
-			Mode: relay.StaffMode(cmp.Or(c.Slack.Mode, cfg.Slack.Mode)),
+		slackDest := relay.Destination{
+			Channel: relay.Slack,
+			Name:    slack.DestinationName(webhookURL, channel),
+			Mode:    relay.StaffMode(cmp.Or(c.Slack.Mode, cfg.Slack.Mode)),
+		}
+		teamsURL := cmp.Or(c.Teams.WebhookURL, cfg.Teams.WebhookURL)
+		teamsDest := relay.Destination{Channel: relay.Teams, Mode: relay.ModeOff}
+		if teamsURL != "" {
+			teamsDest.Name, teamsDest.Mode = teams.DestinationName(teamsURL), relay.StaffMode(cmp.Or(c.Teams.Mode, cfg.Teams.Mode))
 		}
 		if posters != nil {
-			if _, ok := made[dest.Name]; !ok {
-				made[dest.Name] = posters(webhookURL, channel)
+			if _, ok := made[slackDest.Name]; !ok {
+				made[slackDest.Name] = posters.slack(webhookURL, channel)
 			}
-			dest.Poster = made[dest.Name]
+			slackDest.Poster = made[slackDest.Name]
+			if teamsURL != "" {
+				teamsDest.Poster = posters.teams(teamsURL)
+			}
 		}
 		return &relay.Route{
 			Name:          name,
@@ -316,7 +337,8 @@ func newRouting(cfg config.Config, posters slack.Posters) (*relay.Routing, error
 			Location:      loc,
 			ZoneAttribute: cfg.TimeZoneAttribute,
 			Templates:     set,
-			Slack:         dest,
+			Slack:         slackDest,
+			Teams:         teamsDest,
 		}
 	}
 	routing := &relay.Routing{Default: resolve(config.Route{})}

@@ -28,23 +28,10 @@ type Webhook struct {
 func (s Webhook) Post(ctx context.Context, text string) error {
 	msg := &slackapi.WebhookMessage{Text: text, Blocks: &slackapi.Blocks{BlockSet: blocks(text)}}
 	err := classify(slackapi.PostWebhookCustomHTTPContext(ctx, s.URL, s.Client, msg))
-	// A network error quotes the URL, and a webhook's URL is its secret:
-	// the error goes to the logs and to the archived task. slack-go keeps
-	// only the text of the error, so the text is what is redacted.
-	if err != nil && strings.Contains(err.Error(), s.URL) {
-		err = redacted{err: err, msg: strings.ReplaceAll(err.Error(), s.URL, "(the Slack webhook URL)")}
-	}
-	return err
+	// A network error quotes the URL, which is the webhook's secret.
+	// slack-go keeps only the text of the error, so the text is redacted.
+	return relay.Redact(err, s.URL, "(the Slack webhook URL)")
 }
-
-// redacted is err with another text; errors.As still finds its kind.
-type redacted struct {
-	err error
-	msg string
-}
-
-func (r redacted) Error() string { return r.msg }
-func (r redacted) Unwrap() error { return r.err }
 
 // Bot posts with a bot token to one channel.
 type Bot struct {

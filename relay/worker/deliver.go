@@ -14,11 +14,9 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// The channels deliveries are counted and logged by.
-const (
-	channelEmail = "email"
-	channelSlack = "slack"
-)
+// channelEmail is the channel students are told on; staff are told on
+// a relay.Channel.
+const channelEmail = "email"
 
 // What a delivery is, in the history.
 const (
@@ -81,13 +79,14 @@ func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
 		return unreadable(err)
 	}
 	route := w.Routing().Match(reg)
-	return w.deliver(ctx, delivery{channel: channelSlack, kind: kindAlert, key: taskID(ctx), keep: w.options.Retention,
+	dest := route.Destination(tasks.ChannelOf(t.Type()))
+	return w.deliver(ctx, delivery{channel: string(dest.Channel), kind: kindAlert, key: taskID(ctx), keep: w.options.Retention,
 		reg: reg, route: route, send: func() (sent, error) {
-			text, err := route.StaffAlert(reg)
+			text, err := route.StaffAlert(dest.Channel, reg)
 			if err != nil {
-				return sent{}, relay.Permanent(fmt.Errorf("render slack alert: %w", err))
+				return sent{}, relay.Permanent(fmt.Errorf("render %s alert: %w", dest.Channel, err))
 			}
-			return sent{reply: "posted to " + route.Slack.Name}, w.postSlack(ctx, route.Slack, text)
+			return sent{reply: "posted to " + dest.Name}, w.post(ctx, dest, text)
 		}})
 }
 

@@ -42,17 +42,17 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 	// removed it.
 	dest, ok := routing.Destination(d.Items[0].Destination)
 	if !ok {
-		dest = route.Slack
+		dest = route.Destination(tasks.ChannelOf(t.Type()))
 	}
-	return w.deliver(ctx, delivery{channel: channelSlack, kind: kindDigest, key: taskID(ctx), keep: w.options.Retention,
+	return w.deliver(ctx, delivery{channel: string(dest.Channel), kind: kindDigest, key: taskID(ctx), keep: w.options.Retention,
 		reg: first, route: route, digest: &d, send: func() (sent, error) {
 			var err error
 			if messages, ok := dest.Poster.(slack.Messages); ok {
 				err = w.updateTodaysDigest(ctx, messages, dest, route, d)
 			} else {
 				var text string
-				if text, err = renderDigest(route, d); err == nil {
-					err = w.postSlack(ctx, dest, text)
+				if text, err = renderDigest(route, dest.Channel, d); err == nil {
+					err = w.post(ctx, dest, text)
 				}
 			}
 			if err == nil {
@@ -63,10 +63,10 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 		}})
 }
 
-func renderDigest(route *relay.Route, d relay.Digest) (string, error) {
-	text, err := route.StaffDigest(d)
+func renderDigest(route *relay.Route, channel relay.Channel, d relay.Digest) (string, error) {
+	text, err := route.StaffDigest(channel, d)
 	if err != nil {
-		return "", relay.Permanent(fmt.Errorf("render slack digest: %w", err))
+		return "", relay.Permanent(fmt.Errorf("render %s digest: %w", channel, err))
 	}
 	return text, nil
 }
@@ -93,12 +93,12 @@ func (w *Worker) updateTodaysDigest(ctx context.Context, messages slack.Messages
 		return relay.Temporary(fmt.Errorf("digest board: %w", err))
 	}
 	merged := relay.MergeDigestItems(entry.Items, d.Items)
-	text, err := renderDigest(route, relay.Digest{Group: d.Group, Items: merged})
+	text, err := renderDigest(route, dest.Channel, relay.Digest{Group: d.Group, Items: merged})
 	if err != nil {
 		return err
 	}
 	if entry.Ref != "" {
-		err = w.callSlack(ctx, dest, func() error { return messages.UpdateMessage(ctx, entry.Ref, text) })
+		err = w.call(ctx, dest, func() error { return messages.UpdateMessage(ctx, entry.Ref, text) })
 		if err == nil {
 			entry.Items = merged
 			board.Save(ctx, entry)
@@ -110,7 +110,7 @@ func (w *Worker) updateTodaysDigest(ctx context.Context, messages slack.Messages
 		// Someone deleted it: start today's message again.
 	}
 	var ref string
-	err = w.callSlack(ctx, dest, func() (err error) {
+	err = w.call(ctx, dest, func() (err error) {
 		ref, err = messages.PostMessage(ctx, text)
 		return err
 	})
@@ -121,20 +121,21 @@ func (w *Worker) updateTodaysDigest(ctx context.Context, messages slack.Messages
 	return nil
 }
 
-// postSlack posts text within the destination's rate limit.
-func (w *Worker) postSlack(ctx context.Context, dest relay.Destination, text string) error {
-	return w.callSlack(ctx, dest, func() error { return dest.Poster.Post(ctx, text) })
+// post posts text to dest within its rate limit.
+func (w *Worker) post(ctx context.Context, dest relay.Destination, text string) error {
+	return w.call(ctx, dest, func() error { return dest.Poster.Post(ctx, text) })
 }
 
-// callSlack makes one Slack call in turn with every worker posting to the
-// destination, and makes Slack's 429 hold them all, not only this task.
-func (w *Worker) callSlack(ctx context.Context, dest relay.Destination, call func() error) error {
-	if err := w.slackLimit.Wait(ctx, dest.Name); err != nil {
+// call makes one call to a staff destination in turn with every worker
+// posting there, and makes its 429 hold them all, not only this task.
+func (w *Worker) call(ctx context.Context, dest relay.Destination, call func() error) error {
+	limit := w.staffLimits[dest.Channel]
+	if err := limit.Wait(ctx, dest.Name); err != nil {
 		return err
 	}
 	err := call()
 	if d := relay.RetryAfterOf(err); d > 0 {
-		w.slackLimit.Block(ctx, dest.Name, d)
+		limit.Block(ctx, dest.Name, d)
 	}
 	return err
 }

@@ -51,19 +51,17 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 		}
 		next = append(next, email)
 	}
-	switch route.Slack.Mode {
-	case relay.ModeEach:
-		alert, err := tasks.NewSlackTask(reg, w.options)
+	for _, dest := range route.Staff() {
+		var task *asynq.Task
+		if dest.Mode == relay.ModeEach {
+			task, err = tasks.NewAlertTask(dest.Channel, reg, w.options)
+		} else {
+			task, err = tasks.NewDigestItemTask(dest, reg, w.now(), w.options)
+		}
 		if err != nil {
 			return relay.Permanent(err)
 		}
-		next = append(next, alert)
-	case relay.ModeDigest:
-		item, err := tasks.NewDigestItemTask(reg, route.Slack.Name, w.now(), w.options)
-		if err != nil {
-			return relay.Permanent(err)
-		}
-		next = append(next, item)
+		next = append(next, task)
 	}
 	for _, task := range next {
 		// A conflict means an earlier run of this task got that far.

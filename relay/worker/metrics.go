@@ -31,21 +31,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_deliveries_total",
-			Help: "Delivery attempts by channel (email, slack) and outcome (sent, retry, rate_limited, failed, already_sent).",
+			Help: "Delivery attempts by channel (email, slack, teams) and outcome (sent, retry, rate_limited, failed, already_sent).",
 		}, []string{"channel", "outcome"}),
 		sendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relay_send_duration_seconds",
-			Help:    "Time to hand one message to the SMTP server or Slack.",
+			Help:    "Time to hand one message to the SMTP server, Slack or Teams.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"channel"}),
 		digestSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "relay_digest_registrations",
-			Help:    "Registrations per posted Slack digest.",
+			Help:    "Registrations per posted staff digest.",
 			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000},
 		}),
 		digestDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "relay_digest_delay_seconds",
-			Help:    "Time from a digest's first registration to its Slack post.",
+			Help:    "Time from a digest's first registration to its post.",
 			Buckets: []float64{1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
 		}),
 	}
@@ -66,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "RELAY_SMTP_DAILY_LIMIT: emails allowed per rolling 24 hours; 0: none.",
 	})
 	reg.MustRegister(m.deliveries, m.sendTime, m.digestSize, m.digestDelay, m.smtpWaiting, m.throttled, m.quotaUsed, m.quotaLimit)
-	for _, channel := range []string{channelEmail, channelSlack} {
+	for _, channel := range []string{channelEmail, string(relay.Slack), string(relay.Teams)} {
 		for _, o := range deliveryOutcomes {
 			m.deliveries.WithLabelValues(channel, string(o))
 		}

@@ -1,7 +1,7 @@
 // Package worker runs the queue's tasks. It fans each registration out
 // into one task per channel, so that one channel's failure never repeats
 // the other, and delivers each: the student's confirmation and reminders
-// by email, staff alerts and digests to Slack. Every handler returns the
+// by email, staff alerts and digests to Slack and Teams. Every handler returns the
 // domain's outcomes; Mux turns them into asynq's retry decisions.
 package worker
 
@@ -59,20 +59,22 @@ type Deps struct {
 // Worker handles the queue's tasks. Its routing can be swapped while it
 // runs.
 type Worker struct {
-	queue      Enqueuer
-	inspector  *asynq.Inspector
-	store      *redisstore.Store
-	history    *redisstore.History
-	mailer     email.Mailer
-	options    tasks.Options
-	reminders  relay.Reminders
-	today      *time.Location
-	settings   Settings
-	metrics    *Metrics
-	log        *slog.Logger
-	now        func() time.Time
-	slackLimit *redisstore.Limiter
-	smtp       *smtpLimits
+	queue     Enqueuer
+	inspector *asynq.Inspector
+	store     *redisstore.Store
+	history   *redisstore.History
+	mailer    email.Mailer
+	options   tasks.Options
+	reminders relay.Reminders
+	today     *time.Location
+	settings  Settings
+	metrics   *Metrics
+	log       *slog.Logger
+	now       func() time.Time
+	// staffLimits keep posts to each staff destination under its
+	// channel's limit, across workers.
+	staffLimits map[relay.Channel]*redisstore.Limiter
+	smtp        *smtpLimits
 
 	routing atomic.Pointer[relay.Routing]
 }
@@ -100,11 +102,15 @@ func NewWorker(d Deps) (*Worker, error) {
 	w := &Worker{
 		queue: d.Queue, inspector: d.Inspector, store: d.Store, history: d.History, mailer: d.Mailer, options: d.Options,
 		reminders: d.Reminders, today: d.Today, settings: d.Settings, metrics: d.Metrics, log: d.Log, now: d.Now,
-		// Slack allows about one message per second per channel. One worker
-		// of a process waits for the next slot: were each digest due at once
-		// to sleep for its turn, they would hold every worker and stall the
-		// emails behind them.
-		slackLimit: d.Store.NewLimiter("slack", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second}),
+		// Slack allows about one message per second per channel, and Teams
+		// throttles a workflow above a few a second. One worker of a process
+		// waits for the next slot: were each digest due at once to sleep for
+		// its turn, they would hold every worker and stall the emails behind
+		// them.
+		staffLimits: map[relay.Channel]*redisstore.Limiter{
+			relay.Slack: d.Store.NewLimiter("slack", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second}),
+			relay.Teams: d.Store.NewLimiter("teams", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second}),
+		},
 	}
 	w.smtp = newSMTPLimits(d.SMTP, d.DKIM, d.Store, d.Settings.Concurrency, w.emailBacklog)
 	d.Metrics.quotaLimit.Set(float64(d.SMTP.DailyLimit))
@@ -131,6 +137,8 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(tasks.TypeReminder, w.deliverReminder)
 	mux.HandleFunc(tasks.TypeSlack, w.deliverStaffAlert)
 	mux.HandleFunc(tasks.TypeSlackDigest, w.deliverDigest)
+	mux.HandleFunc(tasks.TypeTeams, w.deliverStaffAlert)
+	mux.HandleFunc(tasks.TypeTeamsDigest, w.deliverDigest)
 	return mux
 }
 
