@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // Path is where Synap posts registrations.
@@ -60,7 +62,9 @@ func (d ServerDeps) webhook() http.Handler {
 	h = requireJSON(d.Metrics, h)
 	// Basic auth, unless signatures alone were chosen: never open.
 	if d.Credentials.Password != "" || d.Signatures == nil {
-		h = basicAuth(d.Credentials, d.Metrics, d.Log, h)
+		h = basicAuth(d.Credentials, "exam-relay", d.Log, func(w http.ResponseWriter) {
+			answer(w, d.Metrics, relay.Unauthorized, receipt{Error: "missing or wrong Basic auth credentials"})
+		}, h)
 	}
 	return h
 }
