@@ -350,7 +350,7 @@ func TestAdminPageShowsWhatEachStudentWasSent(t *testing.T) {
 	if colours["sent"] == "" || colours["sent"] == colours["failed"] || colours["sent"] == colours["retrying"] || colours["failed"] == colours["retrying"] {
 		t.Errorf("statuses are not told apart by colour: %v", colours)
 	}
-	screenshot(t, tab, "admin-history.png", 1200)
+	screenshot(t, tab, "admin-history.png", 1280)
 
 	// On a phone the page fits the screen; the table scrolls inside it.
 	do(t, tab, "phone-sized viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
