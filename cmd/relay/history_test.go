@@ -34,8 +34,8 @@ func (h *harness) history(by, value string) []historyJSON {
 	return entries
 }
 
-// waitForHistory polls until by=value has n entries.
-func (h *harness) waitForHistory(by, value string, n int) []historyJSON {
+// waitForHistoryCommand polls `relay history` until by=value has n entries.
+func (h *harness) waitForHistoryCommand(by, value string, n int) []historyJSON {
 	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -62,7 +62,7 @@ func TestHistoryShowsWhatTheMailServerSaidOfEachEmail(t *testing.T) {
 	sentID := relaytest.ParseEmail(t, msgs[0].Data).Header.Get("Message-ID")
 
 	// Jonas's: sent, with the Message-ID the server received and its reply.
-	got := h.waitForHistory("email", "STUDENT1@example.edu", 2) // the alert too
+	got := h.waitForHistoryCommand("email", "STUDENT1@example.edu", 2) // the alert too
 	var email historyJSON
 	for _, e := range got {
 		if e.Channel == "email" {
@@ -74,7 +74,7 @@ func TestHistoryShowsWhatTheMailServerSaidOfEachEmail(t *testing.T) {
 		t.Errorf("history of a delivered confirmation: %+v (the server received %s)", email, sentID)
 	}
 	// The refused one: failed, with the server's reply.
-	refused := h.waitForHistory("user", "usr_2", 2)
+	refused := h.waitForHistoryCommand("user", "usr_2", 2)
 	var failed bool
 	for _, e := range refused {
 		failed = failed || e.Channel == "email" && e.Status == "failed" && strings.Contains(e.Detail, "550") && strings.Contains(e.Detail, "mailbox unavailable")
@@ -195,7 +195,7 @@ func TestForgetLeavesNoTraceOfTheStudent(t *testing.T) {
 	h.post(registrationFor(2, 0))
 	h.smtp.WaitFor(t, 2, 10*time.Second)
 	h.slack.WaitFor(t, 1, 20*time.Second)
-	h.waitForHistory("email", address, 1)
+	h.waitForHistoryCommand("email", address, 1)
 	// A spooled registration of theirs on this machine, and an email in
 	// the outbox folder.
 	spoolDir, outbox := t.TempDir(), t.TempDir()

@@ -45,7 +45,9 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(relaytest.QuietRedisLogger{})
 	// The relay verifies the SMTP sink's certificate when it logs in
 	// with XOAUTH2, in this process and in the ones it starts.
-	os.Exit(relaytest.RunTrustingSinkCertificate(m))
+	code := relaytest.RunTrustingSinkCertificate(m)
+	stopBrowser() // the one the admin page's tests share, if they started it
+	os.Exit(code)
 }
 
 // process is `relay <command>` running in this test, as main would run it.
@@ -71,7 +73,9 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, nil, p.stdout, io.Discard) }()
 	t.Cleanup(func() { p.stop() })
 
-	listening := regexp.MustCompile(`Listening on (https?://[^/\s]+)`)
+	// `relay work` takes no webhooks; it says where it listens only when
+	// it serves the admin page.
+	listening := regexp.MustCompile(`(?:Listening|Admin page) on (https?://[^/\s]+)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {

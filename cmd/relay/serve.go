@@ -96,12 +96,15 @@ func listenAndServe(ctx context.Context, p *relayProcess) error {
 	}()
 	receiving := p.http.Receiver != nil
 	p.log.Info("relay started", "addr", ln.Addr().String(), "receiver", receiving, "worker", p.worker != nil)
+	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
 	if receiving {
-		scheme := "http"
-		if cfg.TLS.Cert != "" {
-			scheme = "https"
-		}
 		fmt.Fprintf(p.stdout, "Listening on %s://%s%s\n", scheme, displayAddr(ln.Addr()), webhook.Path)
+	}
+	if p.http.Admin != nil {
+		fmt.Fprintf(p.stdout, "Admin page on %s://%s%s\n", scheme, displayAddr(ln.Addr()), webhook.AdminPath)
 	}
 
 	select {

@@ -85,6 +85,22 @@ func openRelay(ctx context.Context, cfg config.Config, e env, allowEmbedded bool
 		Gatherer: p.registry,
 		Log:      p.log,
 	}
+	// The admin page is served wherever HTTP is (run, serve and work), and
+	// only once it has a password of its own.
+	if cfg.Admin.Password != "" {
+		p.http.Admin, err = webhook.NewAdmin(webhook.AdminDeps{
+			Credentials:      webhook.Credentials{Username: cfg.Admin.Username, Password: cfg.Admin.Password},
+			History:          p.history,
+			Inspector:        p.inspector,
+			Zone:             cfg.Location(),
+			HistoryRetention: cfg.History.Retention.String(),
+			Log:              p.log,
+		})
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+	}
 	return p, nil
 }
 

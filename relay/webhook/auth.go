@@ -15,14 +15,18 @@ import (
 	"github.com/exam-relay/relay/relay"
 )
 
-// Credentials are the Basic auth username and password Synap sends.
+// Credentials are a Basic auth username and password: the ones Synap
+// sends, or the admin page's own.
 type Credentials struct {
 	Username, Password string
 }
 
-// basicAuth compares both parts in constant time (hashing first so the
-// lengths do not leak either) and never logs what was sent.
-func basicAuth(c Credentials, m *Metrics, log *slog.Logger, next http.Handler) http.Handler {
+// basicAuth lets through requests that carry c, comparing both parts in
+// constant time (hashing first so the lengths do not leak either). Any
+// other request is logged, never with what was sent, and answered by
+// refuse. realm names the part of the server in the browser's login
+// prompt, so a browser keeps the admin's and the webhook's apart.
+func basicAuth(c Credentials, realm string, log *slog.Logger, refuse func(http.ResponseWriter), next http.Handler) http.Handler {
 	wantUser := sha256.Sum256([]byte(c.Username))
 	wantPass := sha256.Sum256([]byte(c.Password))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,9 +37,9 @@ func basicAuth(c Credentials, m *Metrics, log *slog.Logger, next http.Handler) h
 		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
 		// An empty configured password matches nothing: never open.
 		if !ok || userOK&passOK != 1 || c.Password == "" {
-			log.Warn("webhook unauthorized", "remote", r.RemoteAddr, "credentials_sent", ok)
-			w.Header().Set("WWW-Authenticate", `Basic realm="exam-relay", charset="UTF-8"`)
-			answer(w, m, relay.Unauthorized, receipt{Error: "missing or wrong Basic auth credentials"})
+			log.Warn("unauthorized", "realm", realm, "path", r.URL.Path, "remote", r.RemoteAddr, "credentials_sent", ok)
+			w.Header().Set("WWW-Authenticate", `Basic realm="`+realm+`", charset="UTF-8"`)
+			refuse(w)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -2,7 +2,7 @@
 // registrations to, with its Basic auth and optional Standard Webhooks
 // signatures, the receiver that stores each registration before answering,
 // the local spool that keeps them while Redis is away, and the operational
-// endpoints.
+// endpoints; and the exams office's admin page.
 package webhook
 
 import (
@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // Path is where Synap posts registrations.
@@ -35,7 +37,10 @@ type ServerDeps struct {
 	Metrics *Metrics
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
-	Log      *slog.Logger
+	// Admin, when set, serves the admin page under AdminPath; nil (no
+	// RELAY_ADMIN_PASSWORD) leaves it out, a 404.
+	Admin *Admin
+	Log   *slog.Logger
 }
 
 // NewServer mounts the whole HTTP API.
@@ -47,6 +52,9 @@ func NewServer(d ServerDeps) http.Handler {
 	mux.Handle("GET /healthz", healthz())
 	mux.Handle("GET /readyz", readyz(d.Ready, d.Spool, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	if d.Admin != nil {
+		mux.Handle(AdminPath, d.Admin.handler())
+	}
 	return recoverPanics(d.Log, mux)
 }
 
@@ -60,7 +68,9 @@ func (d ServerDeps) webhook() http.Handler {
 	h = requireJSON(d.Metrics, h)
 	// Basic auth, unless signatures alone were chosen: never open.
 	if d.Credentials.Password != "" || d.Signatures == nil {
-		h = basicAuth(d.Credentials, d.Metrics, d.Log, h)
+		h = basicAuth(d.Credentials, "exam-relay", d.Log, func(w http.ResponseWriter) {
+			answer(w, d.Metrics, relay.Unauthorized, receipt{Error: "missing or wrong Basic auth credentials"})
+		}, h)
 	}
 	return h
 }

@@ -221,3 +221,11 @@ func FuzzReceiver(f *testing.F) {
 		}
 	})
 }
+
+func TestAdminPageRefusesToRunWithoutItsParts(t *testing.T) {
+	_, err := NewAdmin(AdminDeps{Credentials: Credentials{Username: "admin"}, Log: quietLog()})
+	want := "admin page: missing Credentials.Password, History, Inspector, Zone"
+	if err == nil || err.Error() != want {
+		t.Errorf("NewAdmin without its parts: %v, want %q", err, want)
+	}
+}
