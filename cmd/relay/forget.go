@@ -42,14 +42,7 @@ func forgetCommand(ctx context.Context, args []string, e env) error {
 	if *address == "" || !strings.Contains(*address, "@") {
 		return errors.New("usage: relay forget -email ADDR [-json]: the student's email address")
 	}
-	cfg, err := config.Load(*configPath, e.getenv)
-	if err != nil {
-		return err
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("RELAY_REDIS_URL is not set: relay forget erases what the relay keeps in Redis")
-	}
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	cfg, rdb, err := loadWithRedis(ctx, *configPath, e, "relay forget erases what the relay keeps")
 	if err != nil {
 		return err
 	}

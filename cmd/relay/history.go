@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay/redisstore"
 )
 
@@ -33,14 +32,7 @@ func historyCommand(ctx context.Context, args []string, e env) error {
 	if len(keys) != 1 {
 		return errors.New("usage: relay history (-email ADDR | -user ID | -exam ID) [-json]: give one of them")
 	}
-	cfg, err := config.Load(*configPath, e.getenv)
-	if err != nil {
-		return err
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("RELAY_REDIS_URL is not set: relay history reads the history in Redis")
-	}
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	cfg, rdb, err := loadWithRedis(ctx, *configPath, e, "relay history reads the history")
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+
 	// Time zones work on hosts and images without /usr/share/zoneinfo.
 	_ "time/tzdata"
 

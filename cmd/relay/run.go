@@ -9,6 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/config"
 )
 
 const usage = `relay receives Synap's "User Registered for Exam" webhooks and sends each
@@ -115,4 +119,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return fmt.Errorf("%s: unexpected arguments %q", fs.Name(), fs.Args())
 	}
 	return nil
+}
+
+// loadWithRedis loads the config and opens the Redis it names, for the
+// commands that read or change what the relay keeps there; what says what
+// the command does there, for the error when no Redis is configured.
+func loadWithRedis(ctx context.Context, configPath string, e env, what string) (config.Config, redis.UniversalClient, error) {
+	cfg, err := config.Load(configPath, e.getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if cfg.RedisURL == "" {
+		return cfg, nil, fmt.Errorf("RELAY_REDIS_URL is not set: %s in Redis", what)
+	}
+	rdb, err := openRedis(ctx, cfg.RedisURL)
+	return cfg, rdb, err
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -32,14 +31,7 @@ func tasksCommand(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	args, stdout := flags.Args(), e.stdout
-	cfg, err := config.Load(*configPath, e.getenv)
-	if err != nil {
-		return err
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("RELAY_REDIS_URL is not set: relay tasks reads the queue in Redis")
-	}
-	rdb, err := openRedis(ctx, cfg.RedisURL)
+	_, rdb, err := loadWithRedis(ctx, *configPath, e, "relay tasks reads the queue")
 	if err != nil {
 		return err
 	}

@@ -65,14 +65,34 @@ type Slack struct {
 	mu       sync.Mutex
 	posts    []SlackPost
 	attempts int
-	faults   []slackFault      // applied to the next requests, first first
+	faults   faultQueue
 	lastTS   int               // number of ts values given out
 	issued   map[string]string // ts -> channel, for chat.update
 }
 
-type slackFault struct {
+// fault is a refusal a stand-in gives instead of its answer.
+type fault struct {
 	status     int
 	retryAfter time.Duration // only for 429
+}
+
+// faultQueue is the refusals a stand-in gives its next requests, first
+// first. Its owner's lock guards it.
+type faultQueue []fault
+
+func (q *faultQueue) add(n int, f fault) {
+	for range n {
+		*q = append(*q, f)
+	}
+}
+
+func (q *faultQueue) next() (fault, bool) {
+	if len(*q) == 0 {
+		return fault{}, false
+	}
+	f := (*q)[0]
+	*q = (*q)[1:]
+	return f, true
 }
 
 // StartSlack starts a Slack stand-in that is closed when t ends.
@@ -119,7 +139,9 @@ func (s *Slack) Attempts() int {
 // Retry-After header of retryAfter in whole seconds, rounded up, at least
 // 1 (the header cannot say less).
 func (s *Slack) RateLimit(n int, retryAfter time.Duration) {
-	s.addFaults(n, slackFault{status: http.StatusTooManyRequests, retryAfter: retryAfter})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.add(n, fault{status: http.StatusTooManyRequests, retryAfter: retryAfter})
 }
 
 // FailWith makes the next n requests fail with the HTTP status code. A
@@ -127,15 +149,9 @@ func (s *Slack) RateLimit(n int, retryAfter time.Duration) {
 //
 // Faults from RateLimit and FailWith queue up in the order they were set.
 func (s *Slack) FailWith(n int, status int) {
-	s.addFaults(n, slackFault{status: status})
-}
-
-func (s *Slack) addFaults(n int, f slackFault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, f)
-	}
+	s.faults.add(n, fault{status: status})
 }
 
 // WaitFor waits until at least n posts have been accepted and returns
@@ -185,9 +201,7 @@ func (s *Slack) handle(r *http.Request, body []byte) slackReply {
 	s.attempts++
 	webhook := strings.HasPrefix(r.URL.Path, "/services/")
 
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
+	if f, ok := s.faults.next(); ok {
 		return faultReply(f, webhook)
 	}
 	if r.Method != http.MethodPost {
@@ -208,7 +222,7 @@ func (s *Slack) handle(r *http.Request, body []byte) slackReply {
 	}
 }
 
-func faultReply(f slackFault, webhook bool) slackReply {
+func faultReply(f fault, webhook bool) slackReply {
 	if f.status == http.StatusTooManyRequests {
 		secs := max(1, int(math.Ceil(f.retryAfter.Seconds())))
 		var rep slackReply

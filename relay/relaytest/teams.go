@@ -36,7 +36,7 @@ type Teams struct {
 	mu       sync.Mutex
 	posts    []TeamsPost
 	attempts int
-	faults   []slackFault
+	faults   faultQueue
 }
 
 // StartTeams starts a Teams stand-in that is closed when t ends.
@@ -70,20 +70,16 @@ func (s *Teams) Attempts() int {
 
 // RateLimit makes the next n requests get 429 with Retry-After.
 func (s *Teams) RateLimit(n int, retryAfter time.Duration) {
-	s.addFaults(n, slackFault{status: http.StatusTooManyRequests, retryAfter: retryAfter})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.add(n, fault{status: http.StatusTooManyRequests, retryAfter: retryAfter})
 }
 
 // FailWith makes the next n requests get status.
 func (s *Teams) FailWith(n int, status int) {
-	s.addFaults(n, slackFault{status: status})
-}
-
-func (s *Teams) addFaults(n int, f slackFault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, f)
-	}
+	s.faults.add(n, fault{status: status})
 }
 
 // WaitFor waits until at least n messages were accepted and returns them,
@@ -107,9 +103,7 @@ func (s *Teams) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.attempts++
-	if len(s.faults) > 0 {
-		f := s.faults[0]
-		s.faults = s.faults[1:]
+	if f, ok := s.faults.next(); ok {
 		if f.retryAfter > 0 {
 			w.Header().Set("Retry-After", fmt.Sprint(int(f.retryAfter.Seconds())))
 		}

@@ -123,13 +123,7 @@ func (s *Spool) Depth() int {
 func (s *Spool) Drain(enqueue func([]byte) error) (int, error) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
-	s.mu.Lock()
-	err := s.rotate()
-	s.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	pending, err := s.pending()
+	pending, err := s.setAside()
 	if err != nil {
 		return 0, err
 	}
@@ -166,6 +160,19 @@ func (s *Spool) forget(n int) {
 	s.mu.Lock()
 	s.depth = max(0, s.depth-n)
 	s.mu.Unlock()
+}
+
+// setAside rotates the current file and lists every file set aside,
+// oldest first: what a drain or an erasure goes through, while appends go
+// on to a new file. The caller holds drainMu.
+func (s *Spool) setAside() ([]string, error) {
+	s.mu.Lock()
+	err := s.rotate()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return s.pending()
 }
 
 // rotate sets the current file aside for draining. The caller holds mu.
@@ -307,13 +314,7 @@ func syncDir(dir string) error {
 func (s *Spool) Forget(theirs func(payload []byte) bool) (int, error) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
-	s.mu.Lock()
-	err := s.rotate()
-	s.mu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	pending, err := s.pending()
+	pending, err := s.setAside()
 	if err != nil {
 		return 0, err
 	}
