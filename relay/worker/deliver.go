@@ -65,7 +65,7 @@ func (w *Worker) deliverConfirmation(ctx context.Context, t *asynq.Task) error {
 				// Fix the template, then re-run the archived task.
 				return sent{}, relay.Permanent(fmt.Errorf("render email: %w", err))
 			}
-			msg, err := email.Confirmation(route.Sender, reg, rendered, w.smtp.dkim, w.now())
+			msg, err := email.Confirmation(route.Sender, reg, rendered, w.dkim, w.now())
 			if err != nil {
 				return sent{}, relay.Permanent(err)
 			}

@@ -68,7 +68,7 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 			if err != nil {
 				return sent{}, relay.Permanent(fmt.Errorf("render reminder: %w", err))
 			}
-			msg, err := email.Reminder(route.Sender, rem, rendered, w.smtp.dkim, now)
+			msg, err := email.Reminder(route.Sender, rem, rendered, w.dkim, now)
 			if err != nil {
 				return sent{}, relay.Permanent(err)
 			}

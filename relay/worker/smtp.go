@@ -59,7 +59,6 @@ type smtpLimits struct {
 	key   string              // the server and mailbox, hashed: Redis keys
 	limit *redisstore.Limiter // the rate, and the holds after throttling
 	quota *redisstore.Quota   // nil: no daily limit
-	dkim  email.DKIM
 
 	mu        sync.Mutex
 	warnedAt  time.Time // the last quota warning, once an hour
@@ -67,8 +66,8 @@ type smtpLimits struct {
 	backlogAt time.Time
 }
 
-func newSMTPLimits(l SMTPLimits, dkim email.DKIM, store *redisstore.Store, concurrency int, backlog func() int) *smtpLimits {
-	s := &smtpLimits{SMTPLimits: l, key: "smtp-" + relay.Hash(l.Server, l.Mailbox)[:12], dkim: dkim}
+func newSMTPLimits(l SMTPLimits, store *redisstore.Store, concurrency int, backlog func() int) *smtpLimits {
+	s := &smtpLimits{SMTPLimits: l, key: "smtp-" + relay.Hash(l.Server, l.Mailbox)[:12]}
 	n, per := l.Rate, l.Per
 	if n == 0 {
 		// No rate: the limiter only holds sends while the server asked to

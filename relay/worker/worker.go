@@ -1,8 +1,9 @@
 // Package worker runs the queue's tasks. It fans each registration out
 // into one task per channel, so that one channel's failure never repeats
-// the other, and delivers each: the student's confirmation and reminders
-// by email, staff alerts and digests to Slack and Teams. Every handler returns the
-// domain's outcomes; Mux turns them into asynq's retry decisions.
+// another, and delivers each: the student's confirmation and reminders by
+// email, staff alerts and digests to Slack and Teams, each within what the
+// other side allows. Every handler returns the domain's outcomes; Mux
+// turns them into asynq's retry decisions.
 package worker
 
 import (
@@ -26,13 +27,14 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
-// Deps is everything a Worker needs. Every field is required but Now.
+// Deps is everything a Worker needs. Every pointer and interface is
+// required but Now; the zero Reminders, SMTP and DKIM mean none.
 type Deps struct {
 	Queue Enqueuer
 	// Inspector finds and replaces reminders held for old dates.
 	Inspector *asynq.Inspector
 	// Store keeps sent marks, the dates each student was told, today's
-	// digest messages and the Slack rate limit.
+	// digest messages and the rate limits.
 	Store *redisstore.Store
 	// History records every delivery, for `relay history` and the admin
 	// page.
@@ -75,6 +77,7 @@ type Worker struct {
 	// channel's limit, across workers.
 	staffLimits map[relay.Channel]*redisstore.Limiter
 	smtp        *smtpLimits
+	dkim        email.DKIM
 
 	routing atomic.Pointer[relay.Routing]
 }
@@ -101,7 +104,7 @@ func NewWorker(d Deps) (*Worker, error) {
 	}
 	w := &Worker{
 		queue: d.Queue, inspector: d.Inspector, store: d.Store, history: d.History, mailer: d.Mailer, options: d.Options,
-		reminders: d.Reminders, today: d.Today, settings: d.Settings, metrics: d.Metrics, log: d.Log, now: d.Now,
+		reminders: d.Reminders, today: d.Today, settings: d.Settings, metrics: d.Metrics, log: d.Log, now: d.Now, dkim: d.DKIM,
 		// Slack allows about one message per second per channel, and Teams
 		// throttles a workflow above a few a second. One worker of a process
 		// waits for the next slot: were each digest due at once to sleep for
@@ -112,7 +115,7 @@ func NewWorker(d Deps) (*Worker, error) {
 			relay.Teams: d.Store.NewLimiter("teams", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second}),
 		},
 	}
-	w.smtp = newSMTPLimits(d.SMTP, d.DKIM, d.Store, d.Settings.Concurrency, w.emailBacklog)
+	w.smtp = newSMTPLimits(d.SMTP, d.Store, d.Settings.Concurrency, w.emailBacklog)
 	d.Metrics.quotaLimit.Set(float64(d.SMTP.DailyLimit))
 	if w.now == nil {
 		w.now = time.Now
