@@ -19,10 +19,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// child is a process the harness started: redis-server, relay serve or
-// relay work.
+// child is a process the harness started: redis-server, or serve or work
+// of the relay or the thin reference.
 type child struct {
 	name string
+	// role is serve or work: what its CPU time is counted as.
+	role string
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // once done is closed
@@ -167,12 +169,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// buildRelay builds ./cmd/relay into dir, as users build it.
-func buildRelay(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "relay")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/exam-relay/relay/cmd/relay")
+// build builds the command pkg into dir as name, as users build it.
+func build(ctx context.Context, dir, name, pkg string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/relay: %v\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
 }
@@ -227,13 +229,12 @@ func (b *bench) meter(children ...*child) *cpuMeter {
 		"harness": selfCPU,
 	}, before: map[string]time.Duration{}}
 	for _, c := range children {
-		name := strings.TrimRight(c.name, "-0123456789")
-		// Processes of one kind (several workers) count together.
-		if other, ok := m.procs[name]; ok {
-			m.procs[name] = func() time.Duration { return other() + c.cpuTime() }
+		// Processes of one role (several workers) count together.
+		if other, ok := m.procs[c.role]; ok {
+			m.procs[c.role] = func() time.Duration { return other() + c.cpuTime() }
 			continue
 		}
-		m.procs[name] = c.cpuTime
+		m.procs[c.role] = c.cpuTime
 	}
 	for name, cpu := range m.procs {
 		m.before[name] = cpu()
