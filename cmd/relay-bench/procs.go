@@ -214,15 +214,38 @@ func selfCPU() time.Duration {
 	return processCPU(os.Getpid())
 }
 
+// machineCPU is the CPU time every process on the machine has used since
+// boot: /proc/stat's user, nice, system, irq and softirq (guest time is in
+// user already; idle, iowait and steal are not ours).
+func machineCPU() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
 // cpuMeter tells how many CPUs each process kept busy during a phase:
-// what limits a figure on a small machine.
+// what limits a figure on a small machine. "others" is every other
+// process on the machine: what disturbed the figure.
 type cpuMeter struct {
 	start  time.Time
 	procs  map[string]func() time.Duration
 	before map[string]time.Duration
 }
 
-// meter starts measuring redis, the harness and the given children.
+// meter starts measuring redis, the harness, the given children and the
+// machine.
 func (b *bench) meter(children ...*child) *cpuMeter {
 	m := &cpuMeter{start: time.Now(), procs: map[string]func() time.Duration{
 		"redis":   b.redis.cpuTime,
@@ -239,15 +262,22 @@ func (b *bench) meter(children ...*child) *cpuMeter {
 	for name, cpu := range m.procs {
 		m.before[name] = cpu()
 	}
+	m.before["machine"] = machineCPU()
 	return m
 }
 
-// cores is CPU time over wall time for each process since meter.
+// cores is CPU time over wall time for each process since meter, and for
+// all others together.
 func (m *cpuMeter) cores() map[string]float64 {
 	wall := time.Since(m.start).Seconds()
+	round := func(d time.Duration) float64 { return math.Round(d.Seconds()/wall*100) / 100 }
 	out := map[string]float64{}
+	others := machineCPU() - m.before["machine"]
 	for name, cpu := range m.procs {
-		out[name] = math.Round((cpu()-m.before[name]).Seconds()/wall*100) / 100
+		used := cpu() - m.before[name]
+		out[name] = round(used)
+		others -= used
 	}
+	out["others"] = round(max(others, 0))
 	return out
 }
