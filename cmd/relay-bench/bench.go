@@ -330,8 +330,9 @@ func parallel(n, workers int, do func(i int) error) int {
 	return int(failed.Load())
 }
 
-// postAll posts every body to relay serve from keep-alive clients and
-// returns each request's latency and how many were not answered 202.
+// postAll posts every body to a receiver, the relay's or the thin one,
+// from keep-alive clients and returns each request's latency and how many
+// were not answered 202.
 //
 // Each client is one connection speaking plain HTTP/1.1 with its requests
 // written out before the clock starts, as load generators such as wrk do:
