@@ -21,22 +21,32 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
-	"github.com/wneessen/go-mail"
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/tasks"
 )
 
-// The credentials relay serve is given and the harness posts with.
+// The credentials relay serve and the thin receiver are given and the
+// harness posts with; the sender of every email.
 const (
 	webhookUser     = "synap"
 	webhookPassword = "bench-password"
 	webhookPath     = "/webhooks/synap/user-registered-for-exam"
+	emailFrom       = "Exams Office <exams@example.edu>"
+)
+
+// impl is what runs as serve and work: the relay, or the thin reference
+// it is measured against.
+type impl string
+
+const (
+	relayImpl impl = "relay"
+	thinImpl  impl = "thin"
 )
 
 // bench holds the parts every phase shares: one Redis, one SMTP sink, one
-// Slack stand-in, the relay binary.
+// Slack stand-in, the relay and thin binaries.
 type bench struct {
 	s        settings
 	dir      string
@@ -45,11 +55,11 @@ type bench struct {
 	redis     *child
 	redisAddr string
 	rdb       *redis.Client
-	queue     *asynq.Client
 	inspector *asynq.Inspector
 	smtp      *smtpSink
 	slack     *slackSink
 	relayBin  string
+	thinBin   string
 	// relayEnv is the RELAY_* settings every child gets.
 	relayEnv []string
 	opts     tasks.Options
@@ -65,15 +75,18 @@ func newBench(ctx context.Context, s settings, dir string, progress io.Writer) (
 	}()
 	if b.relayBin = s.relayBin; b.relayBin == "" {
 		b.logf("building ./cmd/relay")
-		if b.relayBin, err = buildRelay(ctx, dir); err != nil {
+		if b.relayBin, err = build(ctx, dir, "relay", "github.com/exam-relay/relay/cmd/relay"); err != nil {
 			return nil, err
 		}
+	}
+	b.logf("building ./cmd/relay-bench/thin")
+	if b.thinBin, err = build(ctx, dir, "thin", "github.com/exam-relay/relay/cmd/relay-bench/thin"); err != nil {
+		return nil, err
 	}
 	if b.redis, b.redisAddr, err = startRedis(ctx, dir, s.aof); err != nil {
 		return nil, err
 	}
 	b.rdb = redis.NewClient(&redis.Options{Addr: b.redisAddr})
-	b.queue = asynq.NewClientFromRedisClient(b.rdb)
 	b.inspector = asynq.NewInspectorFromRedisClient(b.rdb)
 	if b.smtp, err = startSMTPSink(); err != nil {
 		return nil, err
@@ -86,7 +99,7 @@ func newBench(ctx context.Context, s settings, dir string, progress io.Writer) (
 		"RELAY_WEBHOOK_USERNAME=" + webhookUser,
 		"RELAY_WEBHOOK_PASSWORD=" + webhookPassword,
 		"RELAY_SMTP_URL=" + b.smtp.url(),
-		"RELAY_EMAIL_FROM=Exams Office <exams@example.edu>",
+		"RELAY_EMAIL_FROM=" + emailFrom,
 		"RELAY_SLACK_WEBHOOK_URL=" + b.slack.url,
 	}, s.env...)
 
@@ -122,9 +135,6 @@ func (b *bench) close() {
 	if b.inspector != nil {
 		_ = b.inspector.Close()
 	}
-	if b.queue != nil {
-		_ = b.queue.Close()
-	}
 	if b.rdb != nil {
 		_ = b.rdb.Close()
 	}
@@ -137,15 +147,15 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.progress, "relay-bench: "+format+"\n", args...)
 }
 
-// startRelay runs `relay serve` or `relay work` on a free port with its own
-// spool folder and waits until it answers /healthz.
-func (b *bench) startRelay(ctx context.Context, sub string) (*child, string, error) {
+// start runs which's serve or work (role) on a free port, the relay with
+// its own spool folder, and waits until it answers /healthz.
+func (b *bench) start(ctx context.Context, which impl, role string) (*child, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	b.started++
-	name := fmt.Sprintf("%s-%d", sub, b.started)
+	name := fmt.Sprintf("%s-%s-%d", which, role, b.started)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	var env []string
 	for _, kv := range os.Environ() {
@@ -154,18 +164,94 @@ func (b *bench) startRelay(ctx context.Context, sub string) (*child, string, err
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "RELAY_HTTP_ADDR="+addr, "RELAY_SPOOL_DIR="+filepath.Join(b.dir, "spool-"+name))
-	env = append(env, b.relayEnv...)
-	c, err := startChild(name, b.dir, env, b.relayBin, sub)
+	bin, args := b.relayBin, []string{role}
+	switch {
+	case which == relayImpl:
+		env = append(env, "RELAY_HTTP_ADDR="+addr, "RELAY_SPOOL_DIR="+filepath.Join(b.dir, "spool-"+name))
+		env = append(env, b.relayEnv...)
+	case role == "serve":
+		bin, args = b.thinBin, append(args, "-addr", addr, "-redis", b.redisAddr, "-user", webhookUser, "-password", webhookPassword)
+	default:
+		bin, args = b.thinBin, append(args, "-addr", addr, "-redis", b.redisAddr, "-smtp", b.smtp.addr, "-from", emailFrom)
+	}
+	c, err := startChild(name, b.dir, env, bin, args...)
 	if err != nil {
 		return nil, "", err
 	}
+	c.role = role
 	base := "http://" + addr
 	if err := c.waitHTTP(ctx, base+"/healthz", 30*time.Second); err != nil {
 		_ = c.stop(5 * time.Second)
 		return nil, "", err
 	}
 	return c, base, nil
+}
+
+// startWorkers starts n of which's workers.
+func (b *bench) startWorkers(ctx context.Context, which impl, n int) ([]*child, error) {
+	var workers []*child
+	for range n {
+		work, _, err := b.start(ctx, which, "work")
+		if err != nil {
+			_, _ = stopAll(workers)
+			return nil, err
+		}
+		workers = append(workers, work)
+	}
+	return workers, nil
+}
+
+// stopAll stops children that still run and gives the highest peak RSS
+// among them.
+func stopAll(children []*child) (int64, error) {
+	var peak int64
+	var firstErr error
+	for _, c := range children {
+		if c.exited() {
+			firstErr = cmp.Or(firstErr, fmt.Errorf("%s exited early: %v", c.name, c.err))
+			continue
+		}
+		rss, err := c.peakRSS()
+		peak = max(peak, rss)
+		firstErr = cmp.Or(firstErr, err, c.stop(30*time.Second))
+	}
+	return peak, firstErr
+}
+
+// queueThrough posts bodies to which's receiver while no worker runs, so
+// they wait in Redis stored as that receiver stores them.
+func (b *bench) queueThrough(ctx context.Context, which impl, bodies [][]byte) error {
+	serve, base, err := b.start(ctx, which, "serve")
+	if err != nil {
+		return err
+	}
+	_, failed := b.postAll(ctx, base, bodies)
+	if err := serve.stop(30 * time.Second); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s serve refused %d of %d registrations (see its log)", which, failed, len(bodies))
+	}
+	return nil
+}
+
+// queued counts the tasks in every queue that are not completed: pending,
+// active, scheduled, retrying, aggregating or archived.
+func (b *bench) queued() (int, error) {
+	queues, err := b.inspector.Queues()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range queues {
+		info, err := b.inspector.GetQueueInfo(q)
+		if err != nil {
+			return 0, err
+		}
+		// asynq's Size counts the completed tasks kept for retention too.
+		n += info.Size - info.Completed
+	}
+	return n, nil
 }
 
 func (b *bench) flush(ctx context.Context) error {
@@ -244,17 +330,9 @@ func parallel(n, workers int, do func(i int) error) int {
 	return int(failed.Load())
 }
 
-// enqueueAll is the ingest ceiling: raw asynq enqueues, as many at once
-// as there are clients.
-func (b *bench) enqueueAll(ctx context.Context, ts []*asynq.Task) int {
-	return parallel(len(ts), b.s.clients, func(i int) error {
-		_, err := b.queue.EnqueueContext(ctx, ts[i])
-		return err
-	})
-}
-
-// postAll posts every body to relay serve from keep-alive clients and
-// returns each request's latency and how many were not answered 202.
+// postAll posts every body to a receiver, the relay's or the thin one,
+// from keep-alive clients and returns each request's latency and how many
+// were not answered 202.
 //
 // Each client is one connection speaking plain HTTP/1.1 with its requests
 // written out before the clock starts, as load generators such as wrk do:
@@ -354,6 +432,24 @@ func ratio(a, b float64) float64 {
 
 func megabytes(n int64) float64 { return float64(n) / (1 << 20) }
 
+// medianOf is the median of f over rounds; of an even count, the mean of
+// the middle two.
+func medianOf[R any](rounds []R, f func(R) float64) float64 {
+	if len(rounds) == 0 {
+		return 0
+	}
+	xs := make([]float64, len(rounds))
+	for i, r := range rounds {
+		xs[i] = f(r)
+	}
+	slices.Sort(xs)
+	mid := len(xs) / 2
+	if len(xs)%2 == 0 {
+		return (xs[mid-1] + xs[mid]) / 2
+	}
+	return xs[mid]
+}
+
 // runAll runs the phases in order, each on a flushed Redis.
 func (b *bench) runAll(ctx context.Context) (results, error) {
 	res := results{Machine: b.machine(ctx)}
@@ -363,6 +459,9 @@ func (b *bench) runAll(ctx context.Context) (results, error) {
 	}
 	if res.Delivery, err = b.delivery(ctx); err != nil {
 		return res, fmt.Errorf("delivery: %w", err)
+	}
+	if res.Memory, err = b.memory(ctx); err != nil {
+		return res, fmt.Errorf("memory: %w", err)
 	}
 	if res.Burst, err = b.burst(ctx); err != nil {
 		return res, fmt.Errorf("burst: %w", err)
@@ -387,273 +486,4 @@ func (b *bench) machine(ctx context.Context) machine {
 		}
 	}
 	return m
-}
-
-// ingest: relay serve against raw enqueues of the same tasks.
-func (b *bench) ingest(ctx context.Context) (ingest, error) {
-	n := b.s.ingestN
-	res := ingest{Registrations: n, Clients: b.s.clients}
-	bodies := registrations("ingest", n, b.s.exams)
-	ts, err := b.registrationTasks(bodies)
-	if err != nil {
-		return res, err
-	}
-
-	b.logf("ingest ceiling: %d raw asynq enqueues from %d goroutines", n, b.s.clients)
-	if err := b.flush(ctx); err != nil {
-		return res, err
-	}
-	start := time.Now()
-	cpu := b.meter()
-	res.CeilingErrors = b.enqueueAll(ctx, ts)
-	res.CeilingPerSecond = perSecond(n-res.CeilingErrors, time.Since(start))
-	res.CeilingCPU = cpu.cores()
-
-	b.logf("ingest: %d POSTs to relay serve from %d clients", n, b.s.clients)
-	if err := b.flush(ctx); err != nil {
-		return res, err
-	}
-	serve, base, err := b.startRelay(ctx, "serve")
-	if err != nil {
-		return res, err
-	}
-	start = time.Now()
-	cpu = b.meter(serve)
-	latencies, errs := b.postAll(ctx, base, bodies)
-	elapsed := time.Since(start)
-	res.CPU = cpu.cores()
-	rss, rssErr := serve.peakRSS()
-	if err := serve.stop(30 * time.Second); err != nil {
-		return res, err
-	}
-	if rssErr != nil {
-		return res, rssErr
-	}
-	slices.Sort(latencies)
-	res.Errors = errs
-	res.PerSecond = perSecond(n-errs, elapsed)
-	res.P50Millis = percentile(latencies, 0.50)
-	res.P99Millis = percentile(latencies, 0.99)
-	res.Ratio = ratio(res.PerSecond, res.CeilingPerSecond)
-	res.ServePeakRSSMB = megabytes(rss)
-	info, err := b.inspector.GetQueueInfo(tasks.QueueRegistrations)
-	if err != nil {
-		return res, err
-	}
-	res.Queued = info.Size
-	return res, b.flush(ctx)
-}
-
-// delivery: relay work draining a full queue against raw go-mail sends of
-// the same message over as many connections as the worker used.
-func (b *bench) delivery(ctx context.Context) (delivery, error) {
-	n := b.s.deliveryN
-	res := delivery{Emails: n, Workers: b.s.workers, SlackMode: b.slackMode()}
-	if err := b.flush(ctx); err != nil {
-		return res, err
-	}
-	ts, err := b.registrationTasks(registrations("delivery", n, b.s.exams))
-	if err != nil {
-		return res, err
-	}
-	if failed := b.enqueueAll(ctx, ts); failed > 0 {
-		return res, fmt.Errorf("%d of %d registrations could not be queued", failed, n)
-	}
-
-	b.logf("delivery: relay work drains %d queued registrations", n)
-	b.smtp.reset()
-	b.slack.reset()
-	start := time.Now()
-	var workers []*child
-	for range b.s.workers {
-		work, _, err := b.startRelay(ctx, "work")
-		if err != nil {
-			return res, err
-		}
-		// Stopped below; this is for a phase that ends early.
-		defer func() {
-			if !work.exited() {
-				_ = work.stop(5 * time.Second)
-			}
-		}()
-		workers = append(workers, work)
-	}
-	cpu := b.meter(workers...)
-	waitErr := b.waitFor(ctx, fmt.Sprintf("%d emails", n), func() bool { return b.smtp.stats().count >= n })
-	res.CPU = cpu.cores()
-	var rss int64
-	var rssErr, stopErr error
-	for _, work := range workers {
-		peak, err := work.peakRSS()
-		rss, rssErr = max(rss, peak), cmp.Or(rssErr, err)
-		stopErr = cmp.Or(stopErr, work.stop(30*time.Second))
-	}
-	st := b.smtp.stats()
-	switch {
-	case waitErr != nil:
-		return res, fmt.Errorf("%w (got %d)", waitErr, st.count)
-	case rssErr != nil:
-		return res, rssErr
-	case stopErr != nil:
-		return res, stopErr
-	}
-	res.PerSecond = perSecond(n, st.last.Sub(start))
-	res.Duplicates = st.dups
-	res.Connections = st.peakOpen
-	res.MessageBytes = int(st.bytes / int64(st.count))
-	res.WorkPeakRSSMB = megabytes(rss)
-
-	b.logf("delivery ceiling: %d go-mail sends over %d connections", n, res.Connections)
-	if err := b.flush(ctx); err != nil {
-		return res, err
-	}
-	msgs, err := ceilingMessages(b.smtp.sampleMessage(), n)
-	if err != nil {
-		return res, err
-	}
-	b.smtp.reset()
-	start = time.Now()
-	cpu = b.meter()
-	if err := sendAll(ctx, b.smtp.addr, msgs, res.Connections); err != nil {
-		return res, err
-	}
-	res.CeilingCPU = cpu.cores()
-	st = b.smtp.stats()
-	if st.count != n {
-		return res, fmt.Errorf("ceiling: the sink got %d of %d messages", st.count, n)
-	}
-	res.CeilingPerSecond = perSecond(n, st.last.Sub(start))
-	res.CeilingMessageBytes = int(st.bytes / int64(st.count))
-	res.Ratio = ratio(res.PerSecond, res.CeilingPerSecond)
-	return res, nil
-}
-
-func (b *bench) slackMode() string {
-	if m := lookup(b.relayEnv)("RELAY_SLACK_MODE"); m != "" {
-		return m
-	}
-	return "digest"
-}
-
-// ceilingMessages are n copies of a message the relay sent, each to its own
-// recipient, built before the clock starts.
-func ceilingMessages(sample []byte, n int) ([]*mail.Msg, error) {
-	if sample == nil {
-		return nil, fmt.Errorf("no sample message from the relay")
-	}
-	msgs := make([]*mail.Msg, n)
-	for i := range msgs {
-		m, err := mail.EMLToMsgFromString(string(sample))
-		if err != nil {
-			return nil, fmt.Errorf("read the relay's message back: %w", err)
-		}
-		if err := m.To(fmt.Sprintf("ceiling%d@example.edu", i)); err != nil {
-			return nil, err
-		}
-		msgs[i] = m
-	}
-	return msgs, nil
-}
-
-// sendAll sends msgs over conns reused go-mail connections.
-func sendAll(ctx context.Context, addr string, msgs []*mail.Msg, conns int) error {
-	host, port, err := splitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	clients := make(chan *mail.Client, conns)
-	for range conns {
-		c, err := mail.NewClient(host, mail.WithPort(port), mail.WithTLSPolicy(mail.NoTLS), mail.WithTimeout(30*time.Second))
-		if err != nil {
-			return err
-		}
-		if err := c.DialWithContext(ctx); err != nil {
-			return err
-		}
-		clients <- c
-	}
-	close(clients)
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Go(func() {
-			defer c.Close()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(msgs) {
-					return
-				}
-				if c.Send(msgs[i]) != nil {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d sends failed", n)
-	}
-	return nil
-}
-
-// burst: serve and work together, from the first POST to the last email
-// and the last digest.
-func (b *bench) burst(ctx context.Context) (burst, error) {
-	n := b.s.burstN
-	res := burst{Registrations: n, Exams: b.s.exams, SlackMode: b.slackMode()}
-	if err := b.flush(ctx); err != nil {
-		return res, err
-	}
-	b.smtp.reset()
-	b.slack.reset()
-	work, _, err := b.startRelay(ctx, "work")
-	if err != nil {
-		return res, err
-	}
-	defer work.stop(30 * time.Second)
-	serve, base, err := b.startRelay(ctx, "serve")
-	if err != nil {
-		return res, err
-	}
-	defer serve.stop(30 * time.Second)
-	bodies := registrations("burst", n, b.s.exams)
-
-	b.logf("burst: %d registrations over %d exams through serve and work", n, b.s.exams)
-	start := time.Now()
-	cpu := b.meter(serve, work)
-	_, errs := b.postAll(ctx, base, bodies)
-	res.PostSeconds = time.Since(start).Seconds()
-	res.Errors = errs
-	accepted := n - errs
-	err = b.waitFor(ctx, fmt.Sprintf("%d emails", accepted), func() bool { return b.smtp.stats().count >= accepted })
-	res.CPU = cpu.cores()
-	if err == nil && res.SlackMode != "off" {
-		err = b.waitFor(ctx, fmt.Sprintf("digests for %d students", accepted), func() bool {
-			_, students, _ := b.slack.stats()
-			return students >= accepted
-		})
-	}
-	// Anything sent twice would come soon after: give it the time.
-	time.Sleep(2 * time.Second)
-	st := b.smtp.stats()
-	res.Digests, res.DigestStudents, _ = b.slack.stats()
-	res.Emails, res.Duplicates = st.count, st.dups
-	if err != nil {
-		return res, fmt.Errorf("%w (got %d emails, digests for %d students)", err, res.Emails, res.DigestStudents)
-	}
-	_, _, lastPost := b.slack.stats()
-	res.LastEmailSeconds = st.last.Sub(start).Seconds()
-	if !lastPost.IsZero() {
-		res.LastDigestSeconds = lastPost.Sub(start).Seconds()
-	}
-	serveRSS, err := serve.peakRSS()
-	if err != nil {
-		return res, err
-	}
-	workRSS, err := work.peakRSS()
-	if err != nil {
-		return res, err
-	}
-	res.ServePeakRSSMB, res.WorkPeakRSSMB = megabytes(serveRSS), megabytes(workRSS)
-	return res, nil
 }

@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
 
-// TestSmallRunDeliversEverythingOnce runs the whole harness with tiny sizes
-// and checks counts only: the figures are for BENCHMARKS.md, never a test.
+// TestSmallRunDeliversEverythingOnce runs the whole harness with tiny sizes,
+// two rounds of relay and thin reference, and checks counts only: the
+// figures are for BENCHMARKS.md, never a test.
 func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the relay and runs it as child processes")
@@ -20,8 +23,8 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"relay-bench",
-		"-ingest", "40", "-delivery", "20", "-workers", "2", "-burst", "40", "-exams", "2", "-clients", "4",
+	err := run(ctx, []string{"relay-bench", "-rounds", "2",
+		"-ingest", "40", "-delivery", "20", "-workers", "2", "-memory", "30", "-burst", "40", "-exams", "2", "-clients", "4",
 		"-timeout", "60s", "-set", "RELAY_DIGEST_GRACE=1s", "-out", out,
 	}, &stdout, &stderr)
 	if err != nil {
@@ -35,11 +38,35 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Ingest.Errors != 0 || r.Ingest.CeilingErrors != 0 || r.Ingest.Queued != 40 {
-		t.Errorf("ingest: %d errors, %d ceiling errors, %d queued; want 0, 0, 40", r.Ingest.Errors, r.Ingest.CeilingErrors, r.Ingest.Queued)
+
+	if len(r.Ingest.Rounds) != 2 || len(r.Delivery.Rounds) != 2 {
+		t.Fatalf("%d ingest and %d delivery rounds; want 2 each", len(r.Ingest.Rounds), len(r.Delivery.Rounds))
 	}
-	if r.Delivery.Duplicates != 0 || r.Delivery.Connections < 1 {
-		t.Errorf("delivery: %d duplicates over %d connections", r.Delivery.Duplicates, r.Delivery.Connections)
+	for i, rd := range r.Ingest.Rounds {
+		for name, run := range map[string]ingestRun{"relay": rd.Relay, "thin": rd.Thin, "ceiling": rd.Ceiling} {
+			if run.Errors != 0 || run.Queued != 40 {
+				t.Errorf("ingest round %d, %s: %d errors, %d queued; want 0, 40", i+1, name, run.Errors, run.Queued)
+			}
+		}
+	}
+	for i, rd := range r.Delivery.Rounds {
+		for name, run := range map[string]deliveryRun{"relay": rd.Relay, "thin": rd.Thin, "ceiling": rd.Ceiling} {
+			if run.Emails != 20 || run.Duplicates != 0 || run.Connections < 1 {
+				t.Errorf("delivery round %d, %s: %d emails, %d duplicates over %d connections; want 20, 0, at least 1",
+					i+1, name, run.Emails, run.Duplicates, run.Connections)
+			}
+		}
+	}
+	for name, m := range map[string]memoryRun{"relay": r.Memory.Relay, "thin": r.Memory.Thin} {
+		// Every delivered registration leaves at least its completed task,
+		// kept to recognise a repeat.
+		if m.Emails != 30 || m.Duplicates != 0 || m.LeftInQueues != 0 || m.Keys < 30 || len(m.ByKey) == 0 {
+			t.Errorf("memory, %s: %d emails, %d duplicates, %d tasks left, %d keys in %d kinds; want 30, 0, 0, at least 30",
+				name, m.Emails, m.Duplicates, m.LeftInQueues, m.Keys, len(m.ByKey))
+		}
+	}
+	if r.Memory.Relay.DigestStudents != 30 {
+		t.Errorf("memory, relay: digests for %d students; want 30", r.Memory.Relay.DigestStudents)
 	}
 	b := r.Burst
 	if b.Errors != 0 || b.Emails != 40 || b.Duplicates != 0 || b.DigestStudents != 40 {
@@ -49,7 +76,38 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	if b.ServePeakRSSMB <= 0 || b.WorkPeakRSSMB <= 0 {
 		t.Errorf("peak RSS not read: serve %v MB, work %v MB", b.ServePeakRSSMB, b.WorkPeakRSSMB)
 	}
-	if !bytes.Contains(stdout.Bytes(), []byte("ingest: registrations/s")) {
-		t.Errorf("no table on stdout:\n%s", stdout.String())
+	for _, want := range []string{"ingest, median of 2: registrations/s", "delivery, median of 2: emails/s", "Redis per delivered registration"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("no %q in the table:\n%s", want, stdout.String())
+		}
+	}
+}
+
+// TestThinReferenceImportsNothingOfTheRelay keeps the yardstick apart: a
+// relay package in it would be measured on both sides.
+func TestThinReferenceImportsNothingOfTheRelay(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./thin").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dep := range strings.Lines(string(out)) {
+		dep = strings.TrimSpace(dep)
+		if strings.HasPrefix(dep, "github.com/exam-relay/relay") && dep != "github.com/exam-relay/relay/cmd/relay-bench/thin" {
+			t.Errorf("the thin reference imports %s", dep)
+		}
+	}
+}
+
+func TestKeyPatternHidesIDsAndDates(t *testing.T) {
+	for key, want := range map[string]string{
+		"asynq:{email}:t:email:confirmation:3f2a9c0d1e": "asynq:{email}:t:email:confirmation:*",
+		"asynq:{registrations}:processed:2026-11-27":    "asynq:{registrations}:processed:*",
+		"asynq:{default}:completed":                     "asynq:{default}:completed",
+		"exam-relay:history:user:usr_memory_12":         "exam-relay:history:user:*",
+		"exam-relay:history:e:AaIcvOUdvcLgyg":           "exam-relay:history:e:*",
+	} {
+		if got := keyPattern(key); got != want {
+			t.Errorf("keyPattern(%q) = %q; want %q", key, got, want)
+		}
 	}
 }

@@ -1,9 +1,12 @@
 // Command relay-bench measures the relay against the ceilings of the
-// machine it runs on, in one run: ingest (relay serve against raw asynq
-// enqueues), delivery (relay work against raw go-mail sends), a burst end
-// to end, and the peak memory of each process. It starts its own
-// redis-server, SMTP sink and Slack stand-in, builds the relay, and runs
-// relay serve and relay work as child processes.
+// machine it runs on and against a thin reference of the same design
+// (./thin), in one run: ingest (relay serve against the thin receiver and
+// raw asynq enqueues), delivery (relay work against the thin worker and
+// raw go-mail sends), the Redis memory and keys each keeps per delivered
+// registration, a burst end to end, and the peak memory of each process.
+// It starts its own redis-server, SMTP sink and Slack stand-in, builds the
+// relay and the thin reference, and runs each as child processes,
+// alternating relay and thin runs round after round.
 //
 //	go run ./cmd/relay-bench -out bench.json
 //
@@ -37,10 +40,12 @@ func main() {
 type settings struct {
 	out       string
 	relayBin  string
+	rounds    int
 	ingestN   int
 	clients   int
 	deliveryN int
 	workers   int
+	memoryN   int
 	burstN    int
 	exams     int
 	aof       bool
@@ -68,21 +73,23 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&s.out, "out", "", "write the figures as JSON to this file")
-	fs.StringVar(&s.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay into a temporary folder)")
+	fs.StringVar(&s.relayBin, "relay", "", "relay binary to run (default: go build ./cmd/relay into a temporary folder; the thin reference is always built)")
+	fs.IntVar(&s.rounds, "rounds", 3, "ingest and delivery rounds, each measuring the relay, then the thin reference, then the ceiling")
 	fs.IntVar(&s.ingestN, "ingest", 20000, "registrations posted in the ingest phase (and enqueued for its ceiling)")
 	fs.IntVar(&s.clients, "clients", 16, "concurrent HTTP clients, and goroutines enqueuing for the ceilings")
-	fs.IntVar(&s.deliveryN, "delivery", 5000, "registrations queued before relay work starts in the delivery phase")
-	fs.IntVar(&s.workers, "workers", 1, "relay work processes draining the queue in the delivery phase")
+	fs.IntVar(&s.deliveryN, "delivery", 20000, "registrations queued before the worker starts in the delivery phase")
+	fs.IntVar(&s.workers, "workers", 1, "worker processes (relay work, and thin work) draining the queue in the delivery phase")
+	fs.IntVar(&s.memoryN, "memory", 10000, "registrations delivered before Redis's memory and keys are counted")
 	fs.IntVar(&s.burstN, "burst", 10000, "registrations posted in the end-to-end burst")
 	fs.IntVar(&s.exams, "exams", 20, "exams the burst's registrations are spread over")
 	fs.BoolVar(&s.aof, "aof", false, "run Redis as production does: appendonly yes, appendfsync everysec")
 	fs.DurationVar(&s.timeout, "timeout", 5*time.Minute, "give up on a phase after this long")
 	fs.BoolVar(&s.keep, "keep", false, "keep the work folder (child logs, Redis log) and print where it is")
-	fs.Var(&s.env, "set", "RELAY_NAME=value for relay serve and relay work (repeatable), e.g. -set RELAY_WORKER_CONCURRENCY=20")
+	fs.Var(&s.env, "set", "RELAY_NAME=value for relay serve and relay work, not the thin reference (repeatable), e.g. -set RELAY_WORKER_CONCURRENCY=20")
 	if err := fs.Parse(args[1:]); err != nil {
 		return s, err
 	}
-	if s.ingestN < 1 || s.clients < 1 || s.deliveryN < 1 || s.workers < 1 || s.burstN < 1 || s.exams < 1 {
+	if s.rounds < 1 || s.ingestN < 1 || s.clients < 1 || s.deliveryN < 1 || s.workers < 1 || s.memoryN < 1 || s.burstN < 1 || s.exams < 1 {
 		return s, errors.New("sizes must be at least 1")
 	}
 	return s, nil

@@ -19,10 +19,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// child is a process the harness started: redis-server, relay serve or
-// relay work.
+// child is a process the harness started: redis-server, or serve or work
+// of the relay or the thin reference.
 type child struct {
 	name string
+	// role is serve or work: what its CPU time is counted as.
+	role string
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // once done is closed
@@ -167,12 +169,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// buildRelay builds ./cmd/relay into dir, as users build it.
-func buildRelay(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "relay")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/exam-relay/relay/cmd/relay")
+// build builds the command pkg into dir as name, as users build it.
+func build(ctx context.Context, dir, name, pkg string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/relay: %v\n%s", err, out)
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin, nil
 }
@@ -212,41 +214,70 @@ func selfCPU() time.Duration {
 	return processCPU(os.Getpid())
 }
 
+// machineCPU is the CPU time every process on the machine has used since
+// boot: /proc/stat's user, nice, system, irq and softirq (guest time is in
+// user already; idle, iowait and steal are not ours).
+func machineCPU() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
 // cpuMeter tells how many CPUs each process kept busy during a phase:
-// what limits a figure on a small machine.
+// what limits a figure on a small machine. "others" is every other
+// process on the machine: what disturbed the figure.
 type cpuMeter struct {
 	start  time.Time
 	procs  map[string]func() time.Duration
 	before map[string]time.Duration
 }
 
-// meter starts measuring redis, the harness and the given children.
+// meter starts measuring redis, the harness, the given children and the
+// machine.
 func (b *bench) meter(children ...*child) *cpuMeter {
 	m := &cpuMeter{start: time.Now(), procs: map[string]func() time.Duration{
 		"redis":   b.redis.cpuTime,
 		"harness": selfCPU,
 	}, before: map[string]time.Duration{}}
 	for _, c := range children {
-		name := strings.TrimRight(c.name, "-0123456789")
-		// Processes of one kind (several workers) count together.
-		if other, ok := m.procs[name]; ok {
-			m.procs[name] = func() time.Duration { return other() + c.cpuTime() }
+		// Processes of one role (several workers) count together.
+		if other, ok := m.procs[c.role]; ok {
+			m.procs[c.role] = func() time.Duration { return other() + c.cpuTime() }
 			continue
 		}
-		m.procs[name] = c.cpuTime
+		m.procs[c.role] = c.cpuTime
 	}
 	for name, cpu := range m.procs {
 		m.before[name] = cpu()
 	}
+	m.before["machine"] = machineCPU()
 	return m
 }
 
-// cores is CPU time over wall time for each process since meter.
+// cores is CPU time over wall time for each process since meter, and for
+// all others together.
 func (m *cpuMeter) cores() map[string]float64 {
 	wall := time.Since(m.start).Seconds()
+	round := func(d time.Duration) float64 { return math.Round(d.Seconds()/wall*100) / 100 }
 	out := map[string]float64{}
+	others := machineCPU() - m.before["machine"]
 	for name, cpu := range m.procs {
-		out[name] = math.Round((cpu()-m.before[name]).Seconds()/wall*100) / 100
+		used := cpu() - m.before[name]
+		out[name] = round(used)
+		others -= used
 	}
+	out["others"] = round(max(others, 0))
 	return out
 }
