@@ -104,7 +104,13 @@ func (authBackoff) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (b authBackoff) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		b.after(ctx, err)
+		switch cmd.Name() {
+		case "hello", "auth":
+			// go-redis's own, opening a connection for a command of ours:
+			// that command pauses, once.
+		default:
+			b.after(ctx, err)
+		}
 		return err
 	}
 }

@@ -69,7 +69,6 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 	go func() { p.done <- run(ctx, append([]string{"relay"}, args...), getenv, nil, p.stdout, io.Discard) }()
 	t.Cleanup(func() { p.stop() })
 
-	listening := regexp.MustCompile(`Listening on (https?://[^/\s]+)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,4 +132,70 @@ func cpuTicks(t *testing.T, p *osProcess) int {
 	utime, _ := strconv.Atoi(fields[11])
 	stime, _ := strconv.Atoi(fields[12])
 	return utime + stime
+}
+
+func TestCheckSaysWhichMasterTheSentinelsNameAndHowFarBehindTheReplicaIs(t *testing.T) {
+	s := relaytest.StartSentinels(t, relaytest.SentinelOptions{Password: "redis-pw-123", SentinelPassword: "sentinel-pw-456"})
+	check := func(url string, more ...string) (string, error) {
+		env := map[string]string{"RELAY_REDIS_URL": url}
+		for i := 0; i+1 < len(more); i += 2 {
+			env[more[i]] = more[i+1]
+		}
+		var out bytes.Buffer
+		err := run(context.Background(), []string{"relay", "check"}, func(k string) string { return env[k] }, nil, &out, io.Discard)
+		if strings.Contains(out.String(), "redis-pw-123") || strings.Contains(out.String(), "sentinel-pw-456") {
+			t.Errorf("check shows a password:\n%s", out.String())
+		}
+		return out.String(), err
+	}
+
+	out, err := check(s.URL, "RELAY_REDIS_MIN_REPLICAS", "2")
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	master, replica := s.Servers[0].Addr, s.Servers[1].Addr
+	for _, want := range []string{
+		"redis-sentinel://:redacted@" + s.Sentinels[0].Addr,
+		"sentinel_password=redacted",
+		"ok    redis",
+		"sentinel " + s.Sentinels[2].Addr + ": master relay is " + master,
+		"master: 1 replica(s) connected",
+		"replica " + replica + ": online, ",
+		"RELAY_REDIS_MIN_REPLICAS is 2 but 1 replica(s) are online",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check lacks %q:\n%s", want, out)
+		}
+	}
+
+	wrong := strings.Replace(s.URL, "redis-pw-123", "wrong-pw", 1)
+	out, err = check(wrong)
+	if want := "RELAY_REDIS_URL: Redis refused the password (WRONGPASS/NOAUTH): check the password in the URL"; err == nil || !strings.Contains(out, want) {
+		t.Errorf("check with a wrong Redis password = %v, want %q in:\n%s", err, want, out)
+	}
+	wrong = strings.Replace(s.URL, "sentinel-pw-456", "wrong-pw", 1)
+	out, err = check(wrong)
+	if want := "the Sentinels refused the password: check sentinel_password"; err == nil || !strings.Contains(out, want) {
+		t.Errorf("check with a wrong Sentinel password = %v, want %q in:\n%s", err, want, out)
+	}
+	out, err = check("redis://" + master + "/0")
+	if want := "Redis refused the password (WRONGPASS/NOAUTH)"; err == nil || !strings.Contains(out, want) {
+		t.Errorf("check without a password = %v, want %q in:\n%s", err, want, out)
+	}
+}
+
+// A receiver started with a wrong password says so plainly and still
+// keeps what it is sent, in its spool: Synap does not send twice.
+func TestServeWithAWrongRedisPasswordSaysSoAndSpools(t *testing.T) {
+	rds := relaytest.StartRedisWith(t, relaytest.RedisOptions{Password: "right-pw"})
+	f := newFixture(t, rds)
+	serve := startProcess(t, f.with("RELAY_REDIS_URL", strings.Replace(rds.URL, "right-pw", "wrong-pw", 1)), "serve")
+	base := serve.waitForLog(t, listening, 30*time.Second)[1]
+	serve.waitForLog(t, regexp.MustCompile(`RELAY_REDIS_URL: Redis refused the password \(WRONGPASS/NOAUTH\): check the password in the URL`), 30*time.Second)
+	if accepted := postAll(t, base, 0, 3); len(accepted) != 3 {
+		t.Errorf("%d of 3 registrations answered 2xx", len(accepted))
+	}
+	if logs, _ := os.ReadFile(serve.log); bytes.Contains(logs, []byte("wrong-pw")) {
+		t.Error("the log shows the password")
+	}
 }
