@@ -30,3 +30,11 @@ func blockedKey(scope, destination string) string {
 func rateKey(scope, destination string) string {
 	return prefix + scope + "-rate:" + destination
 }
+
+// replicationProbeKey is written by the probe that WAIT follows; see
+// Replicas.
+const replicationProbeKey = prefix + "replication-probe"
+
+// asynqTaskKey is where asynq v0.26 keeps a task: not ours, and read only
+// to check that a master holds a task (replicas_test.go checks the name).
+func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,6 +160,27 @@ func (r *Redis) Stop() {
 		r.t.Skip("needs a redis-server the test owns")
 	}
 	r.kill()
+}
+
+// Pause stops the server's process without ending it (SIGSTOP), as a hung
+// machine would: its connections stay open and nothing is answered.
+// Resume it before the test ends.
+func (r *Redis) Pause() {
+	r.t.Helper()
+	if r.cmd == nil {
+		r.t.Skip("needs a redis-server the test owns")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Resume lets a paused server run again (SIGCONT).
+func (r *Redis) Resume() {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Start starts the server again on the same port and waits until it
