@@ -44,8 +44,9 @@ type Sentinels struct {
 	// Sentinels are the Sentinel processes.
 	Sentinels []*Redis
 
-	t testing.TB
-	o SentinelOptions
+	t       testing.TB
+	o       SentinelOptions
+	clients []*redis.SentinelClient
 }
 
 // StartSentinels starts a master, its replicas and three Sentinels, and
@@ -110,8 +111,9 @@ func StartSentinels(t testing.TB, o SentinelOptions) *Sentinels {
 			t.Fatal(err)
 		}
 		sn.Start()
-		sn.client = redis.NewClient(&redis.Options{Addr: sn.Addr, Password: o.SentinelPassword})
-		t.Cleanup(func() { sn.client.Close() })
+		c := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr, Password: o.SentinelPassword})
+		t.Cleanup(func() { c.Close() })
+		s.clients = append(s.clients, c)
 	}
 	s.Sentinels = sentinels
 
@@ -141,15 +143,15 @@ func (s *Sentinels) waitReady(timeout time.Duration) {
 				problem = fmt.Sprintf("replica %s not in sync (%v)", replica.Addr, err)
 			}
 		}
-		for _, sn := range s.Sentinels {
-			others, err := sn.client.Do(ctx, "SENTINEL", "SENTINELS", MasterName).Slice()
-			if err != nil || len(others) != len(s.Sentinels)-1 {
-				problem = fmt.Sprintf("sentinel %s knows %d others (%v)", sn.Addr, len(others), err)
+		for i, c := range s.clients {
+			others, err := c.Sentinels(ctx, MasterName).Result()
+			if err != nil || len(others) != len(s.clients)-1 {
+				problem = fmt.Sprintf("sentinel %s knows %d others (%v)", s.Sentinels[i].Addr, len(others), err)
 				continue
 			}
 			for _, other := range others {
-				if flags := fieldOf(other, "flags"); flags != "sentinel" {
-					problem = fmt.Sprintf("sentinel %s sees %s as %s", sn.Addr, fieldOf(other, "name"), flags)
+				if other["flags"] != "sentinel" {
+					problem = fmt.Sprintf("sentinel %s sees %s as %s", s.Sentinels[i].Addr, other["name"], other["flags"])
 				}
 			}
 		}
@@ -160,34 +162,12 @@ func (s *Sentinels) waitReady(timeout time.Duration) {
 	s.t.Fatalf("sentinels not ready after %v: %s", timeout, problem)
 }
 
-// fieldOf reads one field of a SENTINEL reply entry, which RESP2 gives as
-// a flat list of names and values and RESP3 as a map.
-func fieldOf(entry any, name string) string {
-	switch e := entry.(type) {
-	case map[any]any:
-		return fmt.Sprint(e[name])
-	case []any:
-		for i := 0; i+1 < len(e); i += 2 {
-			if fmt.Sprint(e[i]) == name {
-				return fmt.Sprint(e[i+1])
-			}
-		}
-	}
-	return ""
-}
-
 // Master is the server most Sentinels name as master now.
 func (s *Sentinels) Master() *Redis {
 	s.t.Helper()
-	votes := map[string]int{}
-	for _, sn := range s.Sentinels {
-		addr, err := sn.client.Do(context.Background(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName).StringSlice()
-		if err == nil && len(addr) == 2 {
-			votes[net.JoinHostPort(addr[0], addr[1])]++
-		}
-	}
+	votes := s.votes()
 	for _, server := range s.Servers {
-		if votes[server.Addr] > len(s.Sentinels)/2 {
+		if votes[server.Addr] > len(s.clients)/2 {
 			return server
 		}
 	}
@@ -214,14 +194,7 @@ func (s *Sentinels) WaitForFailover(old *Redis, timeout time.Duration) *Redis {
 			if server == old || server.cmd == nil {
 				continue
 			}
-			votes := 0
-			for _, sn := range s.Sentinels {
-				addr, err := sn.client.Do(context.Background(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MasterName).StringSlice()
-				if err == nil && len(addr) == 2 && net.JoinHostPort(addr[0], addr[1]) == server.Addr {
-					votes++
-				}
-			}
-			if votes <= len(s.Sentinels)/2 {
+			if s.votes()[server.Addr] <= len(s.clients)/2 {
 				continue
 			}
 			if info, err := server.client.Info(context.Background(), "replication").Result(); err == nil && strings.Contains(info, "role:master") {
@@ -231,4 +204,16 @@ func (s *Sentinels) WaitForFailover(old *Redis, timeout time.Duration) *Redis {
 	}
 	s.t.Fatalf("no failover from %s within %v", old.Addr, timeout)
 	return nil
+}
+
+// votes counts the Sentinels that name each address as the master.
+func (s *Sentinels) votes() map[string]int {
+	votes := map[string]int{}
+	for _, c := range s.clients {
+		addr, err := c.GetMasterAddrByName(context.Background(), MasterName).Result()
+		if err == nil && len(addr) == 2 {
+			votes[net.JoinHostPort(addr[0], addr[1])]++
+		}
+	}
+	return votes
 }
