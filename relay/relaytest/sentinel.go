@@ -45,7 +45,6 @@ type Sentinels struct {
 	Sentinels []*Redis
 
 	t       testing.TB
-	o       SentinelOptions
 	clients []*redis.SentinelClient
 }
 
@@ -61,7 +60,7 @@ func StartSentinels(t testing.TB, o SentinelOptions) *Sentinels {
 	if o.SentinelPassword == "" {
 		o.SentinelPassword = o.Password
 	}
-	s := &Sentinels{t: t, o: o}
+	s := &Sentinels{t: t}
 	master := StartRedisWith(t, RedisOptions{Password: o.Password})
 	s.Servers = append(s.Servers, master)
 	for range max(o.Replicas, 1) {
