@@ -95,8 +95,8 @@ func redisProblem(err error) error {
 // but a refused password fails after the dial, at once; and asynq's
 // processor asks again as soon as a dequeue fails. Without the pause a
 // worker with a wrong or rotated password dials, is refused, and dials
-// again in a tight loop, about half a CPU core and thousands of
-// connections a second.
+// again in a tight loop: most of a CPU core, and thousands of connections
+// a second.
 type authBackoff struct{ pause time.Duration }
 
 func (authBackoff) DialHook(next redis.DialHook) redis.DialHook { return next }
