@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -30,6 +29,7 @@ type Config struct {
 	TLS      ServerTLS `yaml:"tls"`
 	// RedisURL empty means the embedded in-memory Redis (relay run only).
 	RedisURL string  `yaml:"redis_url"`
+	Redis    Redis   `yaml:"redis"`
 	Webhook  Webhook `yaml:"webhook"`
 	SMTP     SMTP    `yaml:"smtp"`
 	Email    Email   `yaml:"email"`
@@ -57,6 +57,13 @@ type Config struct {
 	LogLevel  string    `yaml:"log_level"`
 	// DebugAddr serves net/http/pprof, for profiling a running relay.
 	DebugAddr string `yaml:"debug_addr"`
+}
+
+// Redis is how the relay uses the Redis that RedisURL names.
+type Redis struct {
+	// MinReplicas is how many replicas must hold a registration before
+	// the receiver relies on Redis alone for it; 0 does not wait.
+	MinReplicas int `yaml:"min_replicas"`
 }
 
 type Webhook struct {
@@ -351,9 +358,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.RedisURL != "" {
-		// Not the parser's error: it quotes the URL, password and all.
-		if _, err := url.Parse(c.RedisURL); err != nil {
-			errs = append(errs, errors.New("RELAY_REDIS_URL (redis_url): not a URL such as redis://:password@host:6379/0"))
+		if _, err := ParseRedisURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("RELAY_REDIS_URL (redis_url): %w", err))
 		}
 	}
 	if c.History.Retention < Duration(time.Hour) {
@@ -364,6 +370,12 @@ func (c Config) Validate() error {
 	}
 	if c.Admin.Password != "" && c.Admin.Password == c.Webhook.Password {
 		errs = append(errs, errors.New("RELAY_ADMIN_PASSWORD (admin.password) is the webhook's password: give the admin page its own"))
+	}
+	switch {
+	case c.Redis.MinReplicas < 0:
+		errs = append(errs, fmt.Errorf("RELAY_REDIS_MIN_REPLICAS (redis.min_replicas): %d, want 0 (don't wait) or more, such as 1", c.Redis.MinReplicas))
+	case c.Redis.MinReplicas > 0 && c.RedisURL == "":
+		errs = append(errs, errors.New("RELAY_REDIS_MIN_REPLICAS (redis.min_replicas) needs RELAY_REDIS_URL: the in-memory Redis has no replicas"))
 	}
 	if c.Retention < Duration(time.Minute) {
 		errs = append(errs, fmt.Errorf("RELAY_RETENTION (retention): %s, want at least 1m", c.Retention))
@@ -423,7 +435,7 @@ func isDir(path string) error {
 // yamlTypes are the types a config file is read into, by the name the
 // YAML decoder's errors give them.
 var yamlTypes = map[string]any{
-	"Config": Config{}, "ServerTLS": ServerTLS{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "OAuth": OAuth{}, "Email": Email{}, "DKIM": DKIM{},
+	"Config": Config{}, "ServerTLS": ServerTLS{}, "Redis": Redis{}, "Webhook": Webhook{}, "SMTP": SMTP{}, "OAuth": OAuth{}, "Email": Email{}, "DKIM": DKIM{},
 	"Slack": Slack{}, "Teams": Teams{}, "Digest": Digest{}, "Reminders": Reminders{}, "Spool": Spool{}, "Worker": Worker{},
 	"Route": Route{}, "Match": Match{}, "RouteSlack": RouteSlack{}, "RouteTeams": RouteTeams{}, "History": History{}, "Admin": Admin{},
 }

@@ -25,8 +25,10 @@ var Settings = []Setting{
 		func(c *Config) *string { return &c.HTTPAddr }),
 	{Env: "RELAY_REDIS_URL", YAML: "redis_url", Secret: true,
 		Summary: "redis://, rediss:// or redis-sentinel:// URL; empty runs an in-memory Redis that keeps nothing (relay run only)",
-		get:     func(c *Config) string { return redactURL(c.RedisURL) },
+		get:     func(c *Config) string { return redactRedisURL(c.RedisURL) },
 		set:     func(c *Config, v string) error { c.RedisURL = v; return nil }},
+	integer("RELAY_REDIS_MIN_REPLICAS", "redis.min_replicas", "Redis replicas that must hold a registration before the receiver relies on Redis alone; if fewer do within a second, it is written to the spool too. 0: don't wait",
+		func(c *Config) *int { return &c.Redis.MinReplicas }),
 	str("RELAY_WEBHOOK_USERNAME", "webhook.username", false, "Basic auth username Synap sends",
 		func(c *Config) *string { return &c.Webhook.Username }),
 	secret("RELAY_WEBHOOK_PASSWORD", "webhook.password", "Basic auth password Synap sends; empty on embedded defaults generates one and prints it",
@@ -224,6 +226,14 @@ func redactURL(s string) string {
 		if _, ok := u.User.Password(); ok {
 			u.User = url.UserPassword(u.User.Username(), "redacted")
 		}
+	}
+	if q := u.Query(); len(q) > 0 {
+		for name := range q {
+			if strings.Contains(name, "password") {
+				q.Set(name, "redacted")
+			}
+		}
+		u.RawQuery = q.Encode()
 	}
 	if u.Scheme == "http" || u.Scheme == "https" {
 		if u.Path != "" && u.Path != "/" {

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
@@ -61,10 +66,18 @@ func checkCommand(ctx context.Context, args []string, e env) error {
 	if cfg.RedisURL == "" {
 		fmt.Fprintln(stdout, "note  redis: not set; relay run would use an in-memory Redis that keeps nothing")
 	} else {
-		err := pingRedis(ctx, cfg.RedisURL)
+		rdb, err := openRedis(ctx, cfg.RedisURL)
+		if err == nil {
+			defer rdb.Close()
+			err = pingRedis(ctx, rdb)
+		}
 		report("redis", err)
 		if err == nil {
-			for _, warning := range redisWarnings(ctx, cfg.RedisURL) {
+			lines, warnings := replication(ctx, rdb, cfg)
+			for _, line := range lines {
+				fmt.Fprintf(stdout, "      %s\n", line)
+			}
+			for _, warning := range append(warnings, redisWarnings(ctx, rdb)...) {
 				fmt.Fprintf(stdout, "WARN  redis: %s\n", warning)
 			}
 		}
@@ -185,26 +198,148 @@ func templateSources(set *templates.Set) string {
 	return strings.Join(parts, ", ")
 }
 
-func pingRedis(ctx context.Context, url string) error {
-	rdb, err := openRedis(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
+func pingRedis(ctx context.Context, rdb redis.UniversalClient) error {
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return err
+		return redisProblem(err)
 	}
 	return checkRedisVersion(ctx, rdb)
 }
 
+// replication says which server is the master and how far behind it each
+// replica is; for redis-sentinel://, which master each Sentinel names.
+// The warnings are what can lose or slow registrations.
+func replication(ctx context.Context, rdb redis.UniversalClient, cfg config.Config) (lines, warnings []string) {
+	target, _ := config.ParseRedisURL(cfg.RedisURL)
+	info, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil, []string{fmt.Sprintf("could not read INFO replication (%v)", err)}
+	}
+	master := parseReplication(info)
+	if master.role != "master" {
+		warnings = append(warnings, fmt.Sprintf("RELAY_REDIS_URL reaches a %s, not a master: the relay writes to it", master.role))
+	}
+
+	// The replicas the Sentinels know, connected or not; with one server,
+	// those connected to it.
+	known := map[string]string{}
+	var order []string
+	for _, r := range master.replicas {
+		order = append(order, r.addr)
+	}
+	if f := target.Failover; f != nil {
+		named := map[string]int{}
+		for _, addr := range f.SentinelAddrs {
+			sc := redis.NewSentinelClient(&redis.Options{Addr: addr, Username: f.SentinelUsername, Password: f.SentinelPassword,
+				DialTimeout: 2 * time.Second, MaxRetries: -1})
+			m, err := sc.GetMasterAddrByName(ctx, f.MasterName).Result()
+			if err != nil {
+				lines = append(lines, fmt.Sprintf("sentinel %s: %v", addr, sentinelProblem(err)))
+				sc.Close()
+				continue
+			}
+			at := net.JoinHostPort(m[0], m[1])
+			named[at]++
+			lines = append(lines, fmt.Sprintf("sentinel %s: master %s is %s", addr, f.MasterName, at))
+			if len(known) == 0 {
+				replicas, _ := sc.Replicas(ctx, f.MasterName).Result()
+				for _, r := range replicas {
+					addr := net.JoinHostPort(r["ip"], r["port"])
+					known[addr] = r["flags"]
+					if !slices.Contains(order, addr) {
+						order = append(order, addr)
+					}
+				}
+			}
+			sc.Close()
+		}
+		if len(named) > 1 {
+			warnings = append(warnings, fmt.Sprintf("the Sentinels name different masters %v: a failover is under way, or they do not see each other", named))
+		}
+		if n := len(f.SentinelAddrs); n < 3 {
+			warnings = append(warnings, fmt.Sprintf("%d Sentinel(s) in the URL: with fewer than 3, losing one can stop a failover; list them all", n))
+		}
+	}
+
+	online := 0
+	lines = append(lines, fmt.Sprintf("%s: %d replica(s) connected, replication offset %d", master.role, len(master.replicas), master.offset))
+	for _, addr := range order {
+		r, connected := master.replica(addr)
+		switch {
+		case !connected:
+			lines = append(lines, fmt.Sprintf("replica %s: not connected to the master (Sentinel flags: %s)", addr, known[addr]))
+		case r.state != "online":
+			lines = append(lines, fmt.Sprintf("replica %s: %s", addr, r.state))
+		default:
+			online++
+			lines = append(lines, fmt.Sprintf("replica %s: online, %d bytes behind, last acknowledged %d s ago", addr, max(0, master.offset-r.offset), r.lag))
+		}
+	}
+	if want := cfg.Redis.MinReplicas; want > online {
+		warnings = append(warnings, fmt.Sprintf("RELAY_REDIS_MIN_REPLICAS is %d but %d replica(s) are online: every registration would wait a second and be spooled too", want, online))
+	}
+	return lines, warnings
+}
+
+// sentinelProblem says plainly that a Sentinel refused the password.
+func sentinelProblem(err error) string {
+	if redis.IsAuthError(err) {
+		return "refused the password (WRONGPASS/NOAUTH): check sentinel_password in the URL, or the URL's password when sentinel_password is not given"
+	}
+	return err.Error()
+}
+
+// replicationInfo is what INFO replication says of a server and its
+// replicas.
+type replicationInfo struct {
+	role     string
+	offset   int64
+	replicas []replicaInfo
+}
+
+type replicaInfo struct {
+	addr, state string
+	offset, lag int64
+}
+
+func (ri replicationInfo) replica(addr string) (replicaInfo, bool) {
+	for _, r := range ri.replicas {
+		if r.addr == addr {
+			return r, true
+		}
+	}
+	return replicaInfo{}, false
+}
+
+// parseReplication reads INFO replication; a replica's line looks like
+// slave0:ip=10.0.0.2,port=6379,state=online,offset=1234,lag=0.
+func parseReplication(info string) replicationInfo {
+	var ri replicationInfo
+	for _, line := range strings.Split(info, "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		switch {
+		case !ok:
+		case key == "role":
+			ri.role = value
+		case key == "master_repl_offset":
+			ri.offset, _ = strconv.ParseInt(value, 10, 64)
+		case strings.HasPrefix(key, "slave") && strings.Contains(value, "ip="):
+			fields := map[string]string{}
+			for _, kv := range strings.Split(value, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				fields[k] = v
+			}
+			r := replicaInfo{addr: net.JoinHostPort(fields["ip"], fields["port"]), state: fields["state"]}
+			r.offset, _ = strconv.ParseInt(fields["offset"], 10, 64)
+			r.lag, _ = strconv.ParseInt(fields["lag"], 10, 64)
+			ri.replicas = append(ri.replicas, r)
+		}
+	}
+	return ri
+}
+
 // redisWarnings names Redis settings that can lose registrations: the
 // queue is the only copy of an accepted one.
-func redisWarnings(ctx context.Context, url string) []string {
-	rdb, err := openRedis(ctx, url)
-	if err != nil {
-		return nil
-	}
-	defer rdb.Close()
+func redisWarnings(ctx context.Context, rdb redis.UniversalClient) []string {
 	get := func(key string) (string, bool) {
 		v, err := rdb.ConfigGet(ctx, key).Result()
 		if err != nil || v[key] == "" && key != "save" {

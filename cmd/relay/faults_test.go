@@ -422,3 +422,28 @@ func TestSIGTERMFinishesInFlightAndExitsZero(t *testing.T) {
 		t.Errorf("%d students emailed, %d duplicates; want %d, 0", len(got), duplicates(got), n)
 	}
 }
+
+// listening finds the receiver's address in what a relay prints.
+var listening = regexp.MustCompile(`Listening on (https?://[^/\s]+)`)
+
+// waitForLog polls the process's output until pattern matches, and
+// returns the match and its groups.
+func (p *osProcess) waitForLog(t *testing.T, pattern *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(p.log)
+		if m := pattern.FindStringSubmatch(string(b)); m != nil {
+			return m
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("relay ended before its output matched %s", pattern)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the relay's output after %v", pattern, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

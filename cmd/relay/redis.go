@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/config"
@@ -30,12 +29,14 @@ func connectRedis(ctx context.Context, cfg config.Config, embedded bool, log *sl
 	if err != nil {
 		return nil, nil, err
 	}
+	rdb.AddHook(authBackoff{pause: time.Second})
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(pingCtx).Err(); err != nil {
-		// Start anyway: the receiver answers 503 and the worker waits until
-		// Redis is back, which beats a crash loop under a supervisor.
-		log.Error("redis unreachable at start", "err", err)
+		// Start anyway, even with a refused password: the receiver keeps
+		// registrations in its spool and the worker waits, which beats a
+		// crash loop that loses every webhook sent meanwhile.
+		log.Error("redis not usable at start; the receiver spools and the worker waits", "err", redisProblem(err).Error())
 	} else if err := checkRedisVersion(pingCtx, rdb); err != nil {
 		_ = rdb.Close()
 		return nil, nil, err
@@ -62,18 +63,76 @@ func checkRedisVersion(ctx context.Context, rdb redis.UniversalClient) error {
 	return nil
 }
 
-// openRedis makes a client for RELAY_REDIS_URL without talking to it.
+// openRedis makes a client for RELAY_REDIS_URL without talking to it: for
+// redis-sentinel://, one that asks the Sentinels for the master and
+// follows it through a failover.
 func openRedis(_ context.Context, url string) (redis.UniversalClient, error) {
-	opt, err := asynq.ParseRedisURI(url)
+	target, err := config.ParseRedisURL(url)
 	if err != nil {
-		// Not the parser's error: it quotes the URL, password and all.
-		return nil, errors.New("RELAY_REDIS_URL: want redis://, rediss:// or redis-sentinel:// such as redis://:password@host:6379/0")
+		return nil, fmt.Errorf("RELAY_REDIS_URL (redis_url): %w", err)
 	}
-	rdb, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, errors.New("RELAY_REDIS_URL: unsupported kind of Redis")
+	if target.Failover != nil {
+		return redis.NewFailoverClient(target.Failover), nil
 	}
-	return rdb, nil
+	return redis.NewClient(target.Server), nil
+}
+
+// redisProblem says what err means for the person who set
+// RELAY_REDIS_URL: a refused password is a mistake in the URL, not an
+// outage.
+func redisProblem(err error) error {
+	switch {
+	case redis.IsAuthError(err) && strings.Contains(err.Error(), "sentinel"):
+		return fmt.Errorf("RELAY_REDIS_URL: the Sentinels refused the password: check sentinel_password in the URL, or the URL's password when sentinel_password is not given (%w)", err)
+	case redis.IsAuthError(err):
+		return fmt.Errorf("RELAY_REDIS_URL: Redis refused the password (WRONGPASS/NOAUTH): check the password in the URL (%w)", err)
+	}
+	return fmt.Errorf("RELAY_REDIS_URL: %w", err)
+}
+
+// authBackoff holds back a caller whose command Redis refused for its
+// password. go-redis backs off between failed dials when Redis is away,
+// but a refused password fails after the dial, at once; and asynq's
+// processor asks again as soon as a dequeue fails. Without the pause a
+// worker with a wrong or rotated password dials, is refused, and dials
+// again in a tight loop: most of a CPU core, and thousands of connections
+// a second.
+type authBackoff struct{ pause time.Duration }
+
+func (authBackoff) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (b authBackoff) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		switch cmd.Name() {
+		case "hello", "auth":
+			// go-redis's own, opening a connection for a command of ours:
+			// that command pauses, once.
+		default:
+			b.after(ctx, err)
+		}
+		return err
+	}
+}
+
+func (b authBackoff) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		b.after(ctx, err)
+		return err
+	}
+}
+
+func (b authBackoff) after(ctx context.Context, err error) {
+	if !redis.IsAuthError(err) {
+		return
+	}
+	t := time.NewTimer(b.pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // embeddedRedis is miniredis: enough for asynq, gone when the process

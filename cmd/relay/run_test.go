@@ -75,7 +75,7 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 
 	// `relay work` takes no webhooks; it says where it listens only when
 	// it serves the admin page.
-	listening := regexp.MustCompile(`(?:Listening|Admin page) on (https?://[^/\s]+)`)
+	up := regexp.MustCompile(`(?:Listening|Admin page) on (https?://[^/\s]+)`)
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -83,7 +83,7 @@ func start(t *testing.T, env map[string]string, args ...string) *process {
 			t.Fatalf("relay %s ended at start: %v\n%s", args[0], err, p.stdout.String())
 		default:
 		}
-		if m := listening.FindStringSubmatch(p.stdout.String()); m != nil {
+		if m := up.FindStringSubmatch(p.stdout.String()); m != nil {
 			p.base = m[1]
 			if resp, err := http.Get(p.base + "/healthz"); err == nil {
 				resp.Body.Close()

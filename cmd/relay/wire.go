@@ -104,6 +104,10 @@ func openRelay(ctx context.Context, cfg config.Config, e env, allowEmbedded bool
 	return p, nil
 }
 
+// replicaWait bounds how long a webhook waits for RELAY_REDIS_MIN_REPLICAS
+// replicas before its registration is spooled as well.
+const replicaWait = time.Second
+
 // startReceiver adds the webhook receiver, with its spool and the drainer
 // that moves the spool into Redis, running until ctx ends.
 func (p *relayProcess) startReceiver(ctx context.Context) error {
@@ -124,9 +128,11 @@ func (p *relayProcess) startReceiver(ctx context.Context) error {
 	}
 	p.onClose(func() { _ = spool.Close() })
 	p.http.Metrics.ObserveSpool(spool)
-	receiver, err := webhook.NewReceiver(webhook.ReceiverDeps{
-		Queue: p.queue, Options: p.options, Spool: spool, Metrics: p.http.Metrics, Log: p.log,
-	})
+	deps := webhook.ReceiverDeps{Queue: p.queue, Options: p.options, Spool: spool, Metrics: p.http.Metrics, Log: p.log}
+	if n := p.cfg.Redis.MinReplicas; n > 0 {
+		deps.Replicas = redisstore.NewReplicas(p.redis, n, replicaWait)
+	}
+	receiver, err := webhook.NewReceiver(deps)
 	if err != nil {
 		return err
 	}

@@ -48,3 +48,11 @@ func historyEntryKey(id string) string { return prefix + "history:e:" + id }
 // historyIndexKey lists the entries about one address, user or exam (by
 // "email", "user" or "exam"), by time; value is a hash.
 func historyIndexKey(by, value string) string { return prefix + "history:" + by + ":" + value }
+
+// replicationProbeKey is written by the probe that WAIT follows; see
+// Replicas.
+const replicationProbeKey = prefix + "replication-probe"
+
+// asynqTaskKey is where asynq v0.26 keeps a task: not ours, and read only
+// to check that a master holds a task (replicas_test.go checks the name).
+func asynqTaskKey(queue, id string) string { return "asynq:{" + queue + "}:t:" + id }

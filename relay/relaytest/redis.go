@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,7 +35,7 @@ const RedisURLEnv = "RELAY_TEST_REDIS_URL"
 // `go test -p 1 ./...` in that mode, and do not call StartRedis from
 // parallel tests.
 type Redis struct {
-	URL  string // redis://host:port/db, for the code under test
+	URL  string // redis://[:password@]host:port/db, for the code under test
 	Addr string // host:port
 
 	t        testing.TB
@@ -41,19 +43,34 @@ type Redis struct {
 	client   *redis.Client
 
 	// Only for a server we own.
-	persistent bool
-	bin        string
-	dir        string
-	port       int
-	cmd        *exec.Cmd
-	done       chan struct{} // closed when cmd has exited
+	opts RedisOptions
+	bin  string
+	dir  string
+	port int
+	// conf is a Sentinel's config file, which it rewrites as it learns.
+	conf string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd has exited
+}
+
+// RedisOptions are what StartRedisWith changes in the server StartRedis
+// starts.
+type RedisOptions struct {
+	// Persistent keeps an append-only file synced on every write: what
+	// the server acknowledged survives Stop and Start.
+	Persistent bool
+	// Password is asked of every client (requirepass), and given to the
+	// master when the server replicates one (masterauth).
+	Password string
+	// ReplicaOf is a master's host:port: the server starts as its replica.
+	ReplicaOf string
 }
 
 // StartRedis returns a running, empty Redis server for t. The server and
 // the client returned by Client are closed when t ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	return startRedis(t, false)
+	return StartRedisWith(t, RedisOptions{})
 }
 
 // StartPersistentRedis is StartRedis with an append-only file synced on
@@ -62,33 +79,48 @@ func StartRedis(t testing.TB) *Redis {
 // restart loses nothing the relay accepted.
 func StartPersistentRedis(t testing.TB) *Redis {
 	t.Helper()
-	return startRedis(t, true)
+	return StartRedisWith(t, RedisOptions{Persistent: true})
 }
 
-func startRedis(t testing.TB, persistent bool) *Redis {
+// StartRedisWith is StartRedis with a password, persistence or as a
+// replica. With RELAY_TEST_REDIS_URL set, it skips a test that asks for
+// any of them.
+func StartRedisWith(t testing.TB, o RedisOptions) *Redis {
 	t.Helper()
 	if u := os.Getenv(RedisURLEnv); u != "" {
+		if o.Password != "" || o.ReplicaOf != "" {
+			t.Skipf("needs a redis-server the test owns, not %s", RedisURLEnv)
+		}
 		return useExternalRedis(t, u)
 	}
+	r := newRedis(t, o)
+	r.Start()
+	r.client = redis.NewClient(&redis.Options{Addr: r.Addr, Password: o.Password})
+	t.Cleanup(func() { r.client.Close() })
+	return r
+}
 
+// newRedis is a server on a free port, not yet started.
+func newRedis(t testing.TB, o RedisOptions) *Redis {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found: install it (apt-get install -y redis-server) or set %s", RedisURLEnv)
 	}
 	port := freePort(t)
 	r := &Redis{
-		URL:        fmt.Sprintf("redis://127.0.0.1:%d/0", port),
-		Addr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		t:          t,
-		bin:        bin,
-		dir:        t.TempDir(),
-		port:       port,
-		persistent: persistent,
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		t:    t,
+		opts: o,
+		bin:  bin,
+		dir:  t.TempDir(),
+		port: port,
+	}
+	r.URL = "redis://" + r.Addr + "/0"
+	if o.Password != "" {
+		r.URL = "redis://:" + url.PathEscape(o.Password) + "@" + r.Addr + "/0"
 	}
 	t.Cleanup(r.kill)
-	r.Start()
-	r.client = redis.NewClient(&redis.Options{Addr: r.Addr})
-	t.Cleanup(func() { r.client.Close() })
 	return r
 }
 
@@ -130,6 +162,27 @@ func (r *Redis) Stop() {
 	r.kill()
 }
 
+// Pause stops the server's process without ending it (SIGSTOP), as a hung
+// machine would: its connections stay open and nothing is answered.
+// Resume it before the test ends.
+func (r *Redis) Pause() {
+	r.t.Helper()
+	if r.cmd == nil {
+		r.t.Skip("needs a redis-server the test owns")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Resume lets a paused server run again (SIGCONT).
+func (r *Redis) Resume() {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // Start starts the server again on the same port and waits until it
 // answers PING. StartRedis calls it once; call it again after Stop.
 // It does nothing if the server is already running.
@@ -152,18 +205,7 @@ func (r *Redis) Start() {
 	}
 	defer logFile.Close() // the child has its own copy
 
-	appendonly := []string{"--appendonly", "no"}
-	if r.persistent {
-		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
-	}
-	args := append([]string{
-		"--port", strconv.Itoa(r.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--dir", r.dir,
-		"--maxmemory-policy", "noeviction",
-	}, appendonly...)
-	cmd := exec.Command(r.bin, args...)
+	cmd := exec.Command(r.bin, r.args()...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
@@ -183,6 +225,36 @@ func (r *Redis) Start() {
 	}
 }
 
+// args are redis-server's: a Sentinel's come from its config file.
+func (r *Redis) args() []string {
+	if r.conf != "" {
+		return []string{r.conf, "--sentinel"}
+	}
+	args := []string{
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--dir", r.dir,
+		"--maxmemory-policy", "noeviction",
+		// A replica syncs at once, not after Redis's 5 s wait for more
+		// replicas to share the transfer.
+		"--repl-diskless-sync-delay", "0",
+	}
+	if r.opts.Persistent {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	if r.opts.Password != "" {
+		args = append(args, "--requirepass", r.opts.Password, "--masterauth", r.opts.Password)
+	}
+	if r.opts.ReplicaOf != "" {
+		host, port, _ := net.SplitHostPort(r.opts.ReplicaOf)
+		args = append(args, "--replicaof", host, port)
+	}
+	return args
+}
+
 // waitReady polls until the server answers PING, it exits or the timeout
 // passes.
 func (r *Redis) waitReady(timeout time.Duration) error {
@@ -190,6 +262,7 @@ func (r *Redis) waitReady(timeout time.Duration) error {
 	// once while the port is still closed.
 	c := redis.NewClient(&redis.Options{
 		Addr:          r.Addr,
+		Password:      r.opts.Password,
 		MaxRetries:    -1,
 		DialerRetries: 1,
 		DialTimeout:   time.Second,

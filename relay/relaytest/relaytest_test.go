@@ -538,3 +538,55 @@ func TestSlackConcurrent(t *testing.T) {
 		seen[p.TS] = true
 	}
 }
+
+func TestSentinelsFailOverAndTakeTheOldMasterBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five redis-server processes")
+	}
+	started := time.Now()
+	s := StartSentinels(t, SentinelOptions{Password: "redis-pw", SentinelPassword: "sentinel-pw"})
+	t.Logf("started in %v", time.Since(started))
+	ctx := context.Background()
+	if !strings.Contains(s.URL, ":redis-pw@") || !strings.HasSuffix(s.URL, "?master=relay&sentinel_password=sentinel-pw") {
+		t.Errorf("URL = %s", s.URL)
+	}
+	first := s.Master()
+	if first != s.Servers[0] {
+		t.Fatalf("master is %s, want the first server %s", first.Addr, s.Servers[0].Addr)
+	}
+	if err := first.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Client().Wait(ctx, 1, 5*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// No password, no answer.
+	open := redis.NewClient(&redis.Options{Addr: first.Addr, MaxRetries: -1})
+	defer open.Close()
+	if err := open.Ping(ctx).Err(); !redis.IsAuthError(err) {
+		t.Errorf("PING without a password: %v, want NOAUTH", err)
+	}
+
+	killed := s.KillMaster()
+	began := time.Now()
+	second := s.WaitForFailover(killed, 30*time.Second)
+	t.Logf("failover to %s took %v", second.Addr, time.Since(began).Round(time.Millisecond))
+	if got, err := second.Client().Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Errorf("GET k on the new master = %q, %v", got, err)
+	}
+
+	killed.Start()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		info, _ := killed.Client().Info(ctx, "replication").Result()
+		if strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old master did not become a replica:\n%s", info)
+		}
+	}
+	t.Logf("old master back as a replica %v after the kill", time.Since(began).Round(time.Millisecond))
+	if got, err := killed.Client().Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Errorf("GET k on the old master, now a replica = %q, %v", got, err)
+	}
+}

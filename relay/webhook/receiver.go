@@ -18,20 +18,31 @@ type Enqueuer interface {
 	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
+// ReplicaWaiter says whether enough Redis replicas hold a task just
+// stored; *redisstore.Replicas is one.
+type ReplicaWaiter interface {
+	Hold(ctx context.Context, queue, id string) (bool, error)
+}
+
 // Receiver takes Synap's "User Registered for Exam" webhook. It answers 2xx
 // only once the registration is stored, in Redis or in the fsynced spool:
 // Synap does not retry, so an answer is a promise.
 type Receiver struct {
-	queue   Enqueuer
-	opts    tasks.Options
-	spool   *Spool
-	log     *slog.Logger
-	metrics *Metrics
+	queue    Enqueuer
+	replicas ReplicaWaiter
+	opts     tasks.Options
+	spool    *Spool
+	log      *slog.Logger
+	metrics  *Metrics
 }
 
-// ReceiverDeps is everything a Receiver needs; every field is required.
+// ReceiverDeps is everything a Receiver needs; every field but Replicas
+// is required.
 type ReceiverDeps struct {
 	Queue Enqueuer
+	// Replicas, when set, must hold a registration before Redis alone is
+	// trusted with it; one they do not hold is spooled too.
+	Replicas ReplicaWaiter
 	// Options are the rules of the registration tasks it enqueues.
 	Options tasks.Options
 	// Spool keeps registrations while Redis cannot take them.
@@ -53,7 +64,7 @@ func NewReceiver(d ReceiverDeps) (*Receiver, error) {
 	case d.Log == nil:
 		return nil, errors.New("receiver: no Log")
 	}
-	return &Receiver{queue: d.Queue, opts: d.Options, spool: d.Spool, log: d.Log, metrics: d.Metrics}, nil
+	return &Receiver{queue: d.Queue, replicas: d.Replicas, opts: d.Options, spool: d.Spool, log: d.Log, metrics: d.Metrics}, nil
 }
 
 // enqueueTimeout bounds how long a request waits for Redis before the
@@ -132,17 +143,36 @@ func (rc *Receiver) store(ctx context.Context, reg relay.Registration, webhookID
 	if webhookID != "" {
 		opts = append(opts, asynq.TaskID(tasks.WebhookTaskID(webhookID)))
 	}
-	ctx, cancel := context.WithTimeout(ctx, enqueueTimeout)
+	enqueueCtx, cancel := context.WithTimeout(ctx, enqueueTimeout)
 	defer cancel()
-	_, err = rc.queue.EnqueueContext(ctx, task, opts...)
+	info, err := rc.queue.EnqueueContext(enqueueCtx, task, opts...)
 	switch {
 	case err == nil:
+		rc.replicate(ctx, info, task.Payload())
 		return relay.Accepted, nil
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return relay.Duplicate, nil
 	}
 	rc.log.Warn("redis unavailable; spooling", "err", err)
 	return rc.toSpool(task.Payload())
+}
+
+// replicate waits until the replicas asked for hold a task just stored,
+// and spools the registration too when they do not: a failover now would
+// lose what only the master has, and the drainer then stores it again
+// (a repeat of what survived is refused by its task id).
+func (rc *Receiver) replicate(ctx context.Context, info *asynq.TaskInfo, payload []byte) {
+	if rc.replicas == nil {
+		return
+	}
+	held, err := rc.replicas.Hold(ctx, info.Queue, info.ID)
+	if held {
+		return
+	}
+	rc.log.Warn("registration on fewer Redis replicas than RELAY_REDIS_MIN_REPLICAS; spooling it too", "registration", info.ID, "err", err)
+	if err := rc.spool.Append(payload); err != nil {
+		rc.log.Error("registration only on the Redis master: the spool could not take it", "registration", info.ID, "err", err)
+	}
 }
 
 func (rc *Receiver) toSpool(payload []byte) (relay.Outcome, error) {

@@ -62,7 +62,7 @@ type server struct {
 	reg   *prometheus.Registry
 }
 
-func newServer(t testing.TB, spoolMax int, signatures *StandardWebhooks, creds Credentials) *server {
+func newServer(t testing.TB, spoolMax int, signatures *StandardWebhooks, creds Credentials, options ...func(*ReceiverDeps)) *server {
 	t.Helper()
 	s := &server{queue: &memoryQueue{ids: map[string]bool{}}, reg: prometheus.NewRegistry()}
 	var err error
@@ -71,7 +71,11 @@ func newServer(t testing.TB, spoolMax int, signatures *StandardWebhooks, creds C
 	}
 	t.Cleanup(func() { s.spool.Close() })
 	m := NewMetrics(s.reg)
-	receiver, err := NewReceiver(ReceiverDeps{Queue: s.queue, Spool: s.spool, Metrics: m, Log: quietLog()})
+	deps := ReceiverDeps{Queue: s.queue, Spool: s.spool, Metrics: m, Log: quietLog()}
+	for _, o := range options {
+		o(&deps)
+	}
+	receiver, err := NewReceiver(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +150,33 @@ func TestRedisAwaySpoolsAndAFullSpoolIs503(t *testing.T) {
 	code, got = s.post(other, withBasic)
 	if code != http.StatusServiceUnavailable || got.Status != "unavailable" || s.spool.Depth() != 1 {
 		t.Errorf("Redis away, spool full: %d %+v, spool %d; want 503 unavailable and nothing kept", code, got, s.spool.Depth())
+	}
+}
+
+// replicasSay is a ReplicaWaiter that says what it is told.
+type replicasSay struct {
+	held  bool
+	asked []string
+}
+
+func (r *replicasSay) Hold(_ context.Context, _, id string) (bool, error) {
+	r.asked = append(r.asked, id)
+	return r.held, nil
+}
+
+func TestARegistrationTooFewReplicasHoldIsSpooledToo(t *testing.T) {
+	replicas := &replicasSay{held: true}
+	s := newServer(t, 10, nil, Credentials{Username: user, Password: password}, func(d *ReceiverDeps) { d.Replicas = replicas })
+	if code, got := s.post(example(t), withBasic); code != http.StatusAccepted || got.Status != "accepted" || s.spool.Depth() != 0 {
+		t.Errorf("held by the replicas: %d %+v, spool %d; want 202 accepted and nothing spooled", code, got, s.spool.Depth())
+	}
+	replicas.held = false
+	other := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("other.student@"), 1)
+	if code, got := s.post(other, withBasic); code != http.StatusAccepted || got.Status != "accepted" || s.spool.Depth() != 1 {
+		t.Errorf("not held: %d %+v, spool %d; want 202 accepted and spooled too", code, got, s.spool.Depth())
+	}
+	if len(replicas.asked) != 2 {
+		t.Errorf("replicas asked about %v, want the two registrations", replicas.asked)
 	}
 }
 
