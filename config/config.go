@@ -46,8 +46,10 @@ type Config struct {
 	TemplatesDir string `yaml:"templates_dir"`
 	// Routes send some registrations elsewhere; see Route.
 	Routes []Route `yaml:"routes"`
-	// Retention is how long a delivered registration is remembered, and so
-	// how long a repeated delivery of it is recognised and sends nothing.
+	// Retention is the least time a delivered registration is remembered,
+	// and so a repeat of it recognised and sends nothing: the student's
+	// ledger lasts until the exam is over and a week more, and at least
+	// this.
 	Retention Duration  `yaml:"retention"`
 	History   History   `yaml:"history"`
 	Admin     Admin     `yaml:"admin"`

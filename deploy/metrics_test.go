@@ -371,7 +371,13 @@ func TestRulesAndDashboardReadSeriesTheRelayExposes(t *testing.T) {
 
 	redis := relaytest.StartRedis(t)
 	relay := startRelay(t, redis.URL)
-	relay.post(t, filepath.Join("..", "examples", "registration.json"))
+	// An exam a month away, whatever today is: its reminder is held.
+	example, err := os.ReadFile(filepath.Join("..", "examples", "registration.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().AddDate(0, 1, 0).UTC().Format(time.DateOnly)
+	relay.post(t, []byte(strings.ReplaceAll(string(example), "2026-12-14", day)))
 	// Histograms with labels appear once observed; asynq lists a queue
 	// once something was queued in it.
 	want := []string{
@@ -435,6 +441,9 @@ func startRelay(t *testing.T, redisURL string) *runningRelay {
 		// A Teams stand-in, so that every queue has had a task.
 		"RELAY_TEAMS_WEBHOOK_URL=" + relaytest.StartTeams(t).WebhookURL(),
 		"RELAY_TEAMS_MODE=each",
+		// The fan-out sends the confirmation itself: a reminder puts a task
+		// in the email queue, so that its series are there to check.
+		"RELAY_REMINDER_BEFORE_OPEN=1h",
 	}
 	// Slack messages go to stdout, as does where the relay listens.
 	var stdout, logs syncBuffer
@@ -476,12 +485,8 @@ func startRelay(t *testing.T, redisURL string) *runningRelay {
 	return r
 }
 
-func (r *runningRelay) post(t *testing.T, payload string) {
+func (r *runningRelay) post(t *testing.T, body []byte) {
 	t.Helper()
-	body, err := os.ReadFile(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
 	req, err := http.NewRequest(http.MethodPost, r.base+webhook.Path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

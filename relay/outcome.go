@@ -33,6 +33,9 @@ const (
 	Sent Outcome = "sent"
 	// AlreadySent: a re-run of a delivery that was made; nothing is sent.
 	AlreadySent Outcome = "already_sent"
+	// Outdated: about dates the student has since been told otherwise;
+	// nothing is sent.
+	Outdated Outcome = "outdated"
 	// Retry: it may work later; retried with backoff, spending an attempt.
 	Retry Outcome = "retry"
 	// RateLimited: the other side asked to wait; retried after that
@@ -82,6 +85,7 @@ var outcomes = map[Outcome]struct {
 	Unavailable:  {http.StatusServiceUnavailable, RetryLater},
 	Sent:         {0, Done},
 	AlreadySent:  {0, Done},
+	Outdated:     {0, Done},
 	Retry:        {0, RetryLater},
 	RateLimited:  {0, RetryAfter},
 	Failed:       {0, Archive},

@@ -22,6 +22,7 @@ func TestEveryOutcomeHasItsAnswerAndNextStep(t *testing.T) {
 		{Unavailable, http.StatusServiceUnavailable, RetryLater},
 		{Sent, 0, Done},
 		{AlreadySent, 0, Done},
+		{Outdated, 0, Done},
 		{Retry, 0, RetryLater},
 		{RateLimited, 0, RetryAfter},
 		{Failed, 0, Archive},

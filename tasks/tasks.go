@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -64,11 +65,11 @@ func ChannelOf(taskType string) relay.Channel {
 	return ""
 }
 
-// Options are the settings every task carries.
+// Options are the settings every task carries. No task is kept once
+// done (asynq's Retention): a repeat is recognised by the student's ledger
+// in Redis (redisstore), a few hundred bytes, not by a whole task record
+// with the registration in it.
 type Options struct {
-	// Retention keeps a completed task, and so blocks its id, for the
-	// dedup window.
-	Retention time.Duration
 	// MaxRetry is how often a task may fail before it is archived. Waits
 	// for a rate limit are not failures.
 	MaxRetry int
@@ -87,10 +88,45 @@ func NewRegistrationTask(r relay.Registration, o Options) (*asynq.Task, error) {
 	return newTask(TypeRegistration, QueueRegistrations, r, o)
 }
 
-// NewEmailTask sends the student's confirmation.
-func NewEmailTask(r relay.Registration, o Options) (*asynq.Task, error) {
-	return newTask(TypeEmail, QueueEmail, r, o)
+// NewEmailTask sends the student's confirmation when the fan-out, which
+// tries first, could not. tried is how many attempts it made (0 when it
+// only had to wait its turn): the task makes the rest, on the rest of the
+// retry schedule. refused, when set, is why the attempt failed for good:
+// the task is archived with it, unsent, for an operator to run again
+// after a fix.
+func NewEmailTask(r relay.Registration, o Options, tried int, refused string) (*asynq.Task, error) {
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", TypeEmail, err)
+	}
+	headers := map[string]string{}
+	if tried > 0 {
+		headers[headerTried] = strconv.Itoa(tried)
+	}
+	if refused != "" {
+		headers[headerRefused] = refused
+	}
+	return asynq.NewTaskWithHeaders(TypeEmail, payload, headers,
+		asynq.TaskID(TaskID(TypeEmail, r)),
+		asynq.Queue(QueueEmail),
+		asynq.MaxRetry(o.MaxRetry+1-min(tried, o.MaxRetry)),
+	), nil
 }
+
+// The headers of NewEmailTask.
+const (
+	headerTried   = "tried"
+	headerRefused = "refused"
+)
+
+// Tried is how many attempts were made at t's delivery before t.
+func Tried(t *asynq.Task) int {
+	n, _ := strconv.Atoi(t.Headers()[headerTried])
+	return n
+}
+
+// Refused is why an attempt before t failed for good, or "".
+func Refused(t *asynq.Task) string { return t.Headers()[headerRefused] }
 
 // NewSlackTask tells staff on Slack of one registration.
 func NewSlackTask(r relay.Registration, o Options) (*asynq.Task, error) {
@@ -111,7 +147,6 @@ func newTask(taskType, queue string, r relay.Registration, o Options) (*asynq.Ta
 	return asynq.NewTask(taskType, payload,
 		asynq.TaskID(TaskID(taskType, r)),
 		asynq.Queue(queue),
-		asynq.Retention(o.Retention),
 		o.maxRetry(),
 	), nil
 }
@@ -177,11 +212,11 @@ func newDigestTask(channel relay.Channel, d relay.Digest, o Options) (*asynq.Tas
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", t.digest, err)
 	}
-	return asynq.NewTask(t.digest, payload, asynq.Queue(t.queue), o.maxRetry(), asynq.Retention(o.Retention)), nil
+	return asynq.NewTask(t.digest, payload, asynq.Queue(t.queue), o.maxRetry()), nil
 }
 
-// NewReminderTask holds rem until rem.At. It keeps no retention: once
-// sent, its id is free for a reminder about new dates.
+// NewReminderTask holds rem until rem.At. Once sent, its id is free for a
+// reminder about new dates.
 func NewReminderTask(rem relay.Reminder, o Options) (*asynq.Task, error) {
 	payload, err := json.Marshal(rem)
 	if err != nil {

@@ -41,7 +41,7 @@ func TestEachChannelHasItsOwnTaskID(t *testing.T) {
 
 func TestPayloadRoundTrip(t *testing.T) {
 	r := example(t, "registration-dst.json")
-	task, err := NewEmailTask(r, Options{Retention: time.Hour, MaxRetry: 3})
+	task, err := NewEmailTask(r, Options{MaxRetry: 3}, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

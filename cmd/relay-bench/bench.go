@@ -108,7 +108,7 @@ func newBench(ctx context.Context, s settings, dir string, progress io.Writer) (
 	if err != nil {
 		return nil, fmt.Errorf("relay settings: %w", err)
 	}
-	b.opts = tasks.Options{Retention: time.Duration(cfg.Retention), MaxRetry: cfg.Worker.MaxRetry}
+	b.opts = tasks.Options{MaxRetry: cfg.Worker.MaxRetry}
 	return b, nil
 }
 

@@ -473,7 +473,7 @@ func TestAdminPageRetriesAndDeletesFailedDeliveries(t *testing.T) {
 		t.Errorf("after Retry the browser is at %s, want the front page", loc)
 	}
 	h.waitForRecipients([]string{amira.email}, 10*time.Second)
-	h.waitForTask(tasks.QueueEmail, retryID, asynq.TaskStateCompleted, 10*time.Second)
+	h.waitGone(tasks.QueueEmail, retryID, 10*time.Second)
 
 	if code := submit(t, tab, "delete", chromedp.Click(chromedp.CSS(row(deleteID)+` button.delete`))); code != http.StatusOK {
 		t.Errorf("delete ended on a %d page", code)

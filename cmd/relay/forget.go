@@ -52,7 +52,7 @@ func forgetCommand(ctx context.Context, args []string, e env) error {
 	defer queue.Close()
 
 	f := forgotten{Email: *address}
-	options := tasks.Options{Retention: time.Duration(cfg.Retention), MaxRetry: cfg.Worker.MaxRetry}
+	options := tasks.Options{MaxRetry: cfg.Worker.MaxRetry}
 	if f.Tasks, err = tasks.Forget(in, queue, *address, options); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -98,8 +98,11 @@ func printForgotten(e env, f forgotten) {
 	w := e.stdout
 	fmt.Fprintf(w, "Forgot %s:\n", f.Email)
 	fmt.Fprintf(w, "  %-22s %d deleted, %d digests queued again without them\n", "queued and kept tasks", len(f.Tasks.Deleted), len(f.Tasks.Requeued))
-	fmt.Fprintf(w, "  %-22s %d\n", "sent marks", f.Redis.SentMarks)
-	fmt.Fprintf(w, "  %-22s %d\n", "dates told", f.Redis.Schedules)
+	if f.Redis.SentMarks > 0 {
+		// Written by relays before the ledger, until they expire.
+		fmt.Fprintf(w, "  %-22s %d\n", "sent marks", f.Redis.SentMarks)
+	}
+	fmt.Fprintf(w, "  %-22s %d\n", "exams (dates told)", f.Redis.Schedules)
 	fmt.Fprintf(w, "  %-22s %d\n", "digest message lists", f.Redis.BoardItems)
 	fmt.Fprintf(w, "  %-22s %d entries\n", "history", f.Redis.History)
 	if f.Spool >= 0 {

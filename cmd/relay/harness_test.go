@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/relay/webhook"
 	"github.com/exam-relay/relay/relay/worker"
+	"github.com/exam-relay/relay/tasks"
 )
 
 const (
@@ -240,6 +243,75 @@ func (h *harness) waitReady() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	h.t.Fatal("/readyz did not recover")
+}
+
+// waitIdle polls until the queues (by default all) hold no work to do:
+// nothing pending, running, waiting to retry, scheduled or gathered for a
+// digest. A task the relay should not have made has arrived by then.
+func (h *harness) waitIdle(timeout time.Duration, queues ...string) {
+	h.t.Helper()
+	waitIdle(h.t, h.inspect, timeout, queues...)
+}
+
+func waitIdle(t testing.TB, inspect *asynq.Inspector, timeout time.Duration, queues ...string) {
+	t.Helper()
+	if len(queues) == 0 {
+		queues = []string{tasks.QueueRegistrations, tasks.QueueEmail, tasks.QueueSlack, tasks.QueueTeams}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		busy := ""
+		existing, err := inspect.Queues()
+		if err != nil {
+			busy = err.Error()
+		}
+		for _, queue := range queues {
+			if !slices.Contains(existing, queue) {
+				continue // nothing was ever queued there
+			}
+			q, err := inspect.GetQueueInfo(queue)
+			switch {
+			case err != nil:
+				busy += fmt.Sprintf("%s: %v; ", queue, err)
+			case q.Pending+q.Active+q.Retry+q.Scheduled+q.Aggregating > 0:
+				busy += fmt.Sprintf("%s: pending %d, active %d, retry %d, scheduled %d, aggregating %d; ", queue, q.Pending, q.Active, q.Retry, q.Scheduled, q.Aggregating)
+			}
+		}
+		if busy == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queues still busy after %v: %s", timeout, busy)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitGone polls until a task is done: completed tasks are not kept.
+func (h *harness) waitGone(queue, id string, timeout time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := h.inspect.GetTaskInfo(queue, id)
+		if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("task %s in %s still there after %v: %+v (err %v)", id, queue, timeout, info, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// attemptsSpent is how many failed attempts asynq counted in queue: a
+// wait for a rate limit is not one.
+func (h *harness) attemptsSpent(queue string) int {
+	h.t.Helper()
+	q, err := h.inspect.GetQueueInfo(queue)
+	if err != nil {
+		h.t.Fatalf("queue %s: %v", queue, err)
+	}
+	return q.FailedTotal
 }
 
 // waitForTask polls until the task reaches state or the timeout passes.

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/relay/webhook"
@@ -65,15 +63,16 @@ func TestReceiverTreatsRepeatAsSuccessThatSendsNothing(t *testing.T) {
 		code, _ := h.post(body)
 		codes = append(codes, code)
 	}
-	if codes[0] != http.StatusAccepted || codes[1] != http.StatusOK || codes[2] != http.StatusOK {
-		t.Fatalf("codes %v, want 202 then 200 200", codes)
+	// A repeat is a success: "duplicate" (200) while the first is queued,
+	// "accepted" (202) once it was delivered, when the worker finds it in
+	// the student's ledger.
+	if codes[0] != http.StatusAccepted || !isSuccess(codes[1]) || !isSuccess(codes[2]) {
+		t.Fatalf("codes %v, want 202 then 200 or 202", codes)
 	}
 	h.smtp.WaitFor(t, 1, 10*time.Second)
 	h.slack.WaitFor(t, 1, 10*time.Second)
 	// Give a wrongly duplicated task time to arrive before counting.
-	reg := decodeBody(t, body)
-	h.waitForTask(tasks.QueueEmail, tasks.TaskID(tasks.TypeEmail, reg), asynq.TaskStateCompleted, 5*time.Second)
-	h.waitForTask(tasks.QueueSlack, tasks.TaskID(tasks.TypeSlack, reg), asynq.TaskStateCompleted, 5*time.Second)
+	h.waitIdle(10 * time.Second)
 	if n := h.smtp.Count(); n != 1 {
 		t.Errorf("%d emails, want 1", n)
 	}
@@ -281,8 +280,7 @@ func TestOneEmailForARegistrationSignedUnderTwoWebhookIDs(t *testing.T) {
 		t.Errorf("Basic auth alone passed a receiver that requires signatures: %d", code)
 	}
 	h.waitForRecipients([]string{"jonas.becker@example.edu"}, 10*time.Second)
-	reg := decodeBody(t, body)
-	h.waitForTask(tasks.QueueEmail, tasks.TaskID(tasks.TypeEmail, reg), asynq.TaskStateCompleted, 5*time.Second)
+	h.waitIdle(10 * time.Second)
 	if n := h.smtp.Count(); n != 1 {
 		t.Errorf("%d emails for one registration sent under two webhook-ids, want 1", n)
 	}
@@ -355,3 +353,5 @@ func BenchmarkIntakeWithMinReplicas(b *testing.B) {
 		}
 	}
 }
+
+func isSuccess(code int) bool { return code == http.StatusOK || code == http.StatusAccepted }

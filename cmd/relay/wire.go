@@ -72,7 +72,7 @@ func openRelay(ctx context.Context, cfg config.Config, e env, allowEmbedded bool
 	p.onClose(func() { _ = p.queue.Close() })
 	p.inspector = asynq.NewInspectorFromRedisClient(p.redis)
 	p.onClose(func() { _ = p.inspector.Close() })
-	p.options = tasks.Options{Retention: time.Duration(cfg.Retention), MaxRetry: cfg.Worker.MaxRetry}
+	p.options = tasks.Options{MaxRetry: cfg.Worker.MaxRetry}
 	p.store = redisstore.New(p.redis, time.Duration(cfg.Retention))
 	p.history = p.store.NewHistory(time.Duration(cfg.History.Retention))
 

@@ -64,7 +64,7 @@ func TestABurstOutlastingItsTokensIsDeliveredOnceEachOnAHandfulOfTokens(t *testi
 		want[i] = fmt.Sprintf("student%d@example.edu", i)
 	}
 	h.waitForRecipients(want, time.Minute)
-	h.waitForEmailQueue(time.Minute)
+	h.waitIdle(time.Minute, tasks.QueueRegistrations, tasks.QueueEmail)
 	elapsed := time.Since(start)
 
 	msgs := h.smtp.Messages()
@@ -96,23 +96,6 @@ func TestABurstOutlastingItsTokensIsDeliveredOnceEachOnAHandfulOfTokens(t *testi
 	// only when a login is refused: not one per connection or email.
 	if most := 1 + int(elapsed/(lifetime*3/4)) + refused; granted > most {
 		t.Errorf("%d tokens in %v, want at most %d", granted, elapsed, most)
-	}
-}
-
-// waitForEmailQueue waits until no email is pending, running or waiting
-// to be retried, so a late second email would have arrived.
-func (h *harness) waitForEmailQueue(timeout time.Duration) {
-	h.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		q, err := h.inspect.GetQueueInfo(tasks.QueueEmail)
-		if err == nil && q.Pending+q.Active+q.Scheduled+q.Retry == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("email queue still busy after %v: %+v (%v)", timeout, q, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

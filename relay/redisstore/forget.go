@@ -11,7 +11,10 @@ import (
 
 // Forgotten counts what Forget removed.
 type Forgotten struct {
+	// SentMarks are marks written before the ledger, until they expire.
 	SentMarks int `json:"sentMarks"`
+	// Schedules are the student's ledgers: one per exam, with the dates
+	// they were told and what was delivered.
 	Schedules int `json:"schedules"`
 	// BoardItems are the student's lines removed from today's digest
 	// messages the relay remembers (the Slack messages themselves stay).
@@ -19,8 +22,8 @@ type Forgotten struct {
 	History    int `json:"historyEntries"`
 }
 
-// Forget removes what the store holds about the student with address: the
-// marks of what was sent to them, the dates they were told, their place
+// Forget removes what the store holds about the student with address: their
+// ledgers (the dates they were told, what was sent to them), their place
 // in today's digest messages, and their history. It reads every key of the
 // relay's own, which is slow on a big Redis but is a rare request.
 func (s *Store) Forget(ctx context.Context, address string, history *History) (Forgotten, error) {
@@ -30,10 +33,7 @@ func (s *Store) Forget(ctx context.Context, address string, history *History) (F
 	if f.SentMarks, err = s.deleteTagged(ctx, sentKey("*"), func(v string) bool { return strings.HasSuffix(v, " "+tag) }); err != nil {
 		return f, err
 	}
-	if f.Schedules, err = s.deleteTagged(ctx, scheduleKey("*"), func(v string) bool {
-		var told toldSchedule
-		return json.Unmarshal([]byte(v), &told) == nil && told.Student == tag
-	}); err != nil {
+	if f.Schedules, err = s.forgetLedgers(ctx, tag); err != nil {
 		return f, err
 	}
 	if f.BoardItems, err = s.forgetOnBoards(ctx, address); err != nil {
@@ -41,6 +41,27 @@ func (s *Store) Forget(ctx context.Context, address string, history *History) (F
 	}
 	f.History, err = history.forget(ctx, address)
 	return f, err
+}
+
+// forgetLedgers deletes the student's ledgers: the dates they were told
+// and what was delivered to them.
+func (s *Store) forgetLedgers(ctx context.Context, tag string) (int, error) {
+	deleted := 0
+	iter := s.rdb.Scan(ctx, 0, scheduleKey("*"), 500).Iterator()
+	for iter.Next(ctx) {
+		told, ok, err := s.readLedgerSchedule(ctx, iter.Val())
+		if err != nil {
+			return deleted, err
+		}
+		if !ok || told.Student != tag {
+			continue
+		}
+		if err := s.rdb.Del(ctx, iter.Val()).Err(); err != nil {
+			return deleted, err
+		}
+		deleted++
+	}
+	return deleted, iter.Err()
 }
 
 // deleteTagged deletes the string keys matching pattern whose value is

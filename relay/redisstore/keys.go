@@ -4,11 +4,18 @@ package redisstore
 // data: renaming one forgets what was kept under the old name.
 const prefix = "exam-relay:"
 
-// sentKey marks a delivery the mail server or Slack accepted.
+// sentKey marks a delivery about no single student (a staff digest) that
+// Slack or Teams accepted; before the ledger, it marked every delivery.
 func sentKey(delivery string) string { return prefix + "sent:" + delivery }
 
-// scheduleKey holds the dates a student was last told for an exam.
+// scheduleKey is a student's ledger for an exam: the dates they were last
+// told and what was delivered about them (ledger.go). Before the ledger it
+// held the dates alone, as a string.
 func scheduleKey(subjectID string) string { return prefix + "schedule:" + subjectID }
+
+// claimKey names the task fanning out a student's registration for an
+// exam, while it does.
+func claimKey(subjectID string) string { return prefix + "fan-out-claim:" + subjectID }
 
 // boardKey holds today's digest message for an exam at a destination.
 func boardKey(destination, group, day string) string {

@@ -31,71 +31,22 @@ func registration(opens time.Time) relay.Registration {
 	}
 }
 
-func TestSentMarksAreRememberedAsLongAsAsked(t *testing.T) {
-	s := newStore(t)
-	ctx := context.Background()
-	if sent, err := s.Sent(ctx, "email:confirmation:x"); err != nil || sent {
-		t.Fatalf("Sent before any mark = %v, %v", sent, err)
-	}
-	if err := s.MarkSent(ctx, "email:confirmation:x", "a@example.edu", 30*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	if sent, _ := s.Sent(ctx, "email:confirmation:x"); !sent {
-		t.Error("the mark is not there")
-	}
-	if ttl := s.rdb.TTL(ctx, sentKey("email:confirmation:x")).Val(); ttl <= 29*time.Minute || ttl > 30*time.Minute {
-		t.Errorf("mark kept for %v, want 30m", ttl)
-	}
-}
-
-func TestSwapScheduleSaysWhatChangedUntilTheExamIsOver(t *testing.T) {
+func TestSentMarksAreRememberedForTheRetention(t *testing.T) {
 	s := newStore(t) // retention 1h
 	ctx := context.Background()
-	first := time.Now().Add(30 * 24 * time.Hour).Truncate(time.Hour)
-	steps := []struct {
-		opens    time.Time
-		previous *time.Time
-		same     bool
-	}{
-		{first, nil, false},                   // told once: nothing before
-		{first, nil, true},                    // the same dates again
-		{first.Add(time.Hour), &first, false}, // moved: the old dates
-		{first.Add(2 * time.Hour), ptr(first.Add(time.Hour)), false}, // moved again
+	if sent, err := s.Sent(ctx, "slack:digest:x"); err != nil || sent {
+		t.Fatalf("Sent before any mark = %v, %v", sent, err)
 	}
-	lastSequence := 0
-	for i, step := range steps {
-		reg := registration(step.opens)
-		told, err := s.SwapSchedule(ctx, reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prev, same := told.Previous, told.Same
-		// Each change within the same second still gets a higher SEQUENCE.
-		if !same && told.Sequence <= lastSequence {
-			t.Errorf("step %d: SEQUENCE %d after %d", i, told.Sequence, lastSequence)
-		}
-		lastSequence = max(lastSequence, told.Sequence)
-		switch {
-		case same != step.same:
-			t.Errorf("step %d: same %v, want %v", i, same, step.same)
-		case step.previous == nil && prev != nil:
-			t.Errorf("step %d: previous %+v, want none", i, prev)
-		case step.previous != nil && (prev == nil || !prev.Schedule.OpenDate.Equal(*step.previous)):
-			t.Errorf("step %d: previous %+v, want %v", i, prev, step.previous)
-		}
-		// Kept until the exam is over and a week more, not the 1h retention.
-		ttl := s.rdb.TTL(ctx, scheduleKey(reg.SubjectID())).Val()
-		if want := time.Until(step.opens.Add(afterExam)); ttl < want-time.Minute || ttl > want+time.Minute {
-			t.Errorf("step %d: remembered for %v, want %v", i, ttl, want)
-		}
+	if err := s.MarkSent(ctx, "slack:digest:x"); err != nil {
+		t.Fatal(err)
 	}
-	// An exam already over is still remembered for the retention.
-	if got := s.UntilOver(relay.Schedule{OpenDate: time.Now().Add(-30 * 24 * time.Hour)}); got != time.Hour {
-		t.Errorf("an exam long over is remembered for %v, want the retention", got)
+	if sent, _ := s.Sent(ctx, "slack:digest:x"); !sent {
+		t.Error("the mark is not there")
+	}
+	if ttl := s.rdb.TTL(ctx, sentKey("slack:digest:x")).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("mark kept for %v, want 1h", ttl)
 	}
 }
-
-func ptr(t time.Time) *time.Time { return &t }
 
 func TestBoardLockIsHeldByOneWorker(t *testing.T) {
 	s := newStore(t)

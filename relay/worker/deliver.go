@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,16 +30,28 @@ const (
 // delivery is one message to send, once.
 type delivery struct {
 	channel, kind string
-	// key names the delivery in the sent marks; keep is how long the
-	// mark is kept.
-	key   string
-	keep  time.Duration
+	// mark names the delivery in the student's ledger, where a re-run
+	// finds it was made (redisstore.Store.Delivered); sentKey names a
+	// delivery about no single student (a digest) in the sent marks.
+	mark    string
+	sentKey string
+	// unchecked says the ledger was read as the task began and holds no
+	// such delivery: deliver need not read it again.
+	unchecked bool
+	// first is the fan-out's own attempt at a confirmation: its failure
+	// goes to the email queue, which makes the rest, and its mark marks
+	// the fan-out done.
+	first bool
 	reg   relay.Registration
 	route *relay.Route
 	// digest is set for a staff digest: the history records it under the
 	// exam, not under one student.
 	digest *relay.Digest
 	send   func() (sent, error)
+}
+
+func (d delivery) logAttrs() []any {
+	return []any{"channel", d.channel, "route", d.route.Name, "registration", d.reg.ID(), "user", d.reg.User.ID, "exam", d.reg.Exam.ObjectID}
 }
 
 // sent is what the receiving end said of a delivery it took.
@@ -52,11 +65,25 @@ func (w *Worker) deliverConfirmation(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return unreadable(err)
 	}
-	route := w.Routing().Match(reg)
-	return w.deliver(ctx, delivery{channel: channelEmail, kind: kindConfirmation, key: taskID(ctx),
-		// Until the exam is over: a repeat of the registration then sends
-		// nothing, however long the queue keeps its tasks.
-		keep: w.store.UntilOver(reg.Exam.Schedule), reg: reg, route: route, send: func() (sent, error) {
+	if reason := tasks.Refused(t); reason != "" {
+		// The fan-out's attempt failed for good, and was logged and
+		// recorded then: archived with its reason, unless an operator
+		// runs it again.
+		first, err := w.store.Unmark(ctx, reg, refusedMark)
+		if err != nil {
+			return relay.Temporary(fmt.Errorf("ledger: %w", err))
+		}
+		if first {
+			return relay.Permanent(errors.New(reason))
+		}
+	}
+	return w.deliver(ctx, w.confirmation(ctx, reg, w.Routing().Match(reg)))
+}
+
+// confirmation is the delivery of reg's confirmation email.
+func (w *Worker) confirmation(ctx context.Context, reg relay.Registration, route *relay.Route) delivery {
+	return delivery{channel: channelEmail, kind: kindConfirmation, mark: redisstore.LedgerConfirmation,
+		reg: reg, route: route, send: func() (sent, error) {
 			if problem := reg.Exam.Schedule.Problem(); problem != "" {
 				w.log.Warn(problem, "route", route.Name, "registration", reg.ID(), "exam", reg.Exam.ObjectID)
 			}
@@ -70,7 +97,7 @@ func (w *Worker) deliverConfirmation(ctx context.Context, t *asynq.Task) error {
 				return sent{}, relay.Permanent(err)
 			}
 			return w.sendEmail(ctx, msg)
-		}})
+		}}
 }
 
 func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
@@ -80,7 +107,7 @@ func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
 	}
 	route := w.Routing().Match(reg)
 	dest := route.Destination(tasks.ChannelOf(t.Type()))
-	return w.deliver(ctx, delivery{channel: string(dest.Channel), kind: kindAlert, key: taskID(ctx), keep: w.options.Retention,
+	return w.deliver(ctx, delivery{channel: string(dest.Channel), kind: kindAlert, mark: alertMark(dest.Channel),
 		reg: reg, route: route, send: func() (sent, error) {
 			text, err := route.StaffAlert(dest.Channel, reg)
 			if err != nil {
@@ -89,6 +116,9 @@ func (w *Worker) deliverStaffAlert(ctx context.Context, t *asynq.Task) error {
 			return sent{reply: "posted to " + dest.Name}, w.post(ctx, dest, text)
 		}})
 }
+
+// alertMark names a staff alert on channel in the ledger.
+func alertMark(channel relay.Channel) string { return "a:" + string(channel) }
 
 // sentEmail is what a mail server said of msg it took. go-mail keeps the
 // reply to DATA without its code, which is 250 when the message is taken.
@@ -103,17 +133,23 @@ func sentEmail(msg *mail.Msg) sent {
 // deliver sends d unless it was sent before, counts, logs and records the
 // outcome, and returns the failure for the queue to act on.
 func (w *Worker) deliver(ctx context.Context, d delivery) error {
-	attrs := []any{"channel", d.channel, "route", d.route.Name, "registration", d.reg.ID(), "user", d.reg.User.ID, "exam", d.reg.Exam.ObjectID}
-	already, err := w.store.Sent(ctx, d.key)
-	if err != nil {
-		return relay.Temporary(fmt.Errorf("check sent mark: %w", err))
-	}
-	if already {
-		// A re-run of a task whose worker stopped after sending.
-		w.metrics.delivered(d.channel, relay.AlreadySent)
-		w.log.Warn("already delivered; not sending again", attrs...)
-		w.record(ctx, d, redisstore.HistorySkipped, sent{reply: "already delivered; not sent again"})
-		return nil
+	attrs := d.logAttrs()
+	if !d.unchecked {
+		already, outdated, err := w.delivered(ctx, d)
+		switch {
+		case err != nil:
+			return relay.Temporary(fmt.Errorf("check the ledger: %w", err))
+		case outdated:
+			// A retry that the student's new dates overtook: the
+			// registration with them sent its own.
+			w.metrics.delivered(d.channel, relay.Outdated)
+			w.log.Info("about dates the student has since been told otherwise; not sent", attrs...)
+			w.record(ctx, d, redisstore.HistorySkipped, sent{reply: "the exam's dates changed before this could be sent; the new dates were sent instead"})
+			return nil
+		case already:
+			w.alreadyDelivered(ctx, d)
+			return nil
+		}
 	}
 
 	start := time.Now()
@@ -122,11 +158,7 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	if err == nil {
 		w.metrics.delivered(d.channel, relay.Sent)
 		w.log.Info("delivered", attrs...)
-		student := d.reg.User.Email
-		if d.digest != nil {
-			student = ""
-		}
-		if err := w.store.MarkSent(ctx, d.key, student, d.keep); err != nil {
+		if err := w.markDelivered(ctx, d); err != nil {
 			w.log.Error("delivered but could not record it; a re-run would send again", append(attrs, "err", err)...)
 		}
 		w.record(ctx, d, redisstore.HistorySent, note)
@@ -136,15 +168,17 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	outcome := relay.OutcomeOf(err)
 	status := redisstore.HistoryRetrying
 	switch {
-	case outcome == relay.Failed:
-		w.log.Error("delivery failed for good; archived", attrs...)
-		status = redisstore.HistoryFailed
 	case outcome == relay.RateLimited:
 		w.log.Warn("rate limited; waiting as asked", append(attrs, "retry_after", relay.RetryAfterOf(err).String())...)
 		if relay.RetryAfterOf(err) < time.Minute {
 			// A wait for the next slot is no news for the exams office.
 			status = ""
 		}
+	case outcome == relay.Failed:
+		w.log.Error("delivery failed for good; archived", attrs...)
+		status = redisstore.HistoryFailed
+	case d.first:
+		w.log.Warn("delivery failed; the email queue will try again", attrs...)
 	case w.lastAttempt(ctx):
 		outcome = relay.Failed
 		w.log.Error("delivery failed on its last attempt; archived", attrs...)
@@ -157,6 +191,34 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 		w.record(ctx, d, status, sent{reply: err.Error()})
 	}
 	return err
+}
+
+// alreadyDelivered notes a re-run of a delivery that was made: a task
+// whose worker stopped after sending.
+func (w *Worker) alreadyDelivered(ctx context.Context, d delivery) {
+	w.metrics.delivered(d.channel, relay.AlreadySent)
+	w.log.Warn("already delivered; not sending again", d.logAttrs()...)
+	w.record(ctx, d, redisstore.HistorySkipped, sent{reply: "already delivered; not sent again"})
+}
+
+// delivered reads d's mark: in the student's ledger, or in the sent marks
+// for a digest.
+func (w *Worker) delivered(ctx context.Context, d delivery) (already, outdated bool, err error) {
+	if d.mark == "" {
+		already, err = w.store.Sent(ctx, d.sentKey)
+		return already, false, err
+	}
+	return w.store.Delivered(ctx, d.reg, d.mark)
+}
+
+func (w *Worker) markDelivered(ctx context.Context, d delivery) error {
+	if d.mark == "" {
+		return w.store.MarkSent(ctx, d.sentKey)
+	}
+	if d.first {
+		return w.store.MarkFannedOut(ctx, d.reg, d.mark)
+	}
+	return w.store.MarkDelivered(ctx, d.reg, d.mark)
 }
 
 // record adds d's outcome to the history. The delivery stands whether or

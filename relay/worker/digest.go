@@ -44,7 +44,7 @@ func (w *Worker) deliverDigest(ctx context.Context, t *asynq.Task) error {
 	if !ok {
 		dest = route.Destination(tasks.ChannelOf(t.Type()))
 	}
-	return w.deliver(ctx, delivery{channel: string(dest.Channel), kind: kindDigest, key: taskID(ctx), keep: w.options.Retention,
+	return w.deliver(ctx, delivery{channel: string(dest.Channel), kind: kindDigest, sentKey: taskID(ctx),
 		reg: first, route: route, digest: &d, send: func() (sent, error) {
 			var err error
 			if messages, ok := dest.Poster.(slack.Messages); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hibiken/asynq"
 
@@ -12,45 +13,42 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// fanOut turns a registration into a task per channel its route asks for,
-// each with its own id, and schedules its reminders.
-func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
+// fanOut tells staff of a registration with a task per staff channel its
+// route asks for, schedules its reminders, and sends the student's
+// confirmation itself: most emails go out at the first attempt, and a
+// task of their own would double the queue's work for each. An email that
+// fails, or must wait its turn, goes to the email queue, which retries it
+// on its own: a staff channel's failure never re-sends an email, nor the
+// other way round.
+func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) (err error) {
 	reg, err := tasks.ParseRegistration(t.Payload())
 	if err != nil {
 		return unreadable(err)
 	}
-	told, err := w.store.SwapSchedule(ctx, reg)
-	if err != nil {
-		return fmt.Errorf("schedule memory: %w", err)
+	told, err := w.store.SwapSchedule(ctx, reg, taskID(ctx), redisstore.LedgerFannedOut, redisstore.LedgerConfirmation)
+	switch {
+	case err != nil:
+		return fmt.Errorf("ledger: %w", err)
+	case told.Busy:
+		return relay.Limited(2*time.Second, errors.New("another task is fanning out this registration; waiting for it to finish"))
 	}
 	reg.Previous, reg.Sequence = told.Previous, told.Sequence
 	route := w.Routing().Match(reg)
-	if told.Same {
-		// Synap sent this registration again after the queue forgot it:
-		// until the exam is over, a student told these dates hears
-		// nothing more, nor do staff.
-		confirmed, err := w.store.Sent(ctx, tasks.TaskID(tasks.TypeEmail, reg))
-		if err != nil {
-			return fmt.Errorf("check sent mark: %w", err)
-		}
-		if confirmed {
-			w.log.Info("the same registration again; already confirmed, nothing sent", "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID)
-			w.record(ctx, delivery{channel: channelEmail, kind: kindConfirmation, reg: reg, route: route}, redisstore.HistorySkipped,
-				sent{reply: "the same registration again; the student was told these dates already"})
-			return nil
-		}
+	confirmation := w.confirmation(ctx, reg, route)
+	if told.Delivered[redisstore.LedgerFannedOut] {
+		// Synap sent this registration again: until the exam is over, a
+		// student told these dates hears nothing more, nor do staff.
+		w.log.Info("the same registration again; handled before, nothing sent", "registration", reg.ID(), "user", reg.User.ID, "exam", reg.Exam.ObjectID)
+		w.record(ctx, confirmation, redisstore.HistorySkipped, sent{reply: "the same registration again; handled before, nothing sent"})
+		return nil
 	}
-	var next []*asynq.Task
-	if !route.Email {
-		w.record(ctx, delivery{channel: channelEmail, kind: kindConfirmation, reg: reg, route: route}, redisstore.HistorySkipped,
-			sent{reply: "route " + route.Name + " sends no email"})
-	} else {
-		email, err := tasks.NewEmailTask(reg, w.options)
+	// This task holds the fan-out's claim until it marks it done.
+	defer func() {
 		if err != nil {
-			return relay.Permanent(err)
+			_ = w.store.ReleaseFanOut(context.WithoutCancel(ctx), reg)
 		}
-		next = append(next, email)
-	}
+	}()
+
 	for _, dest := range route.Staff() {
 		var task *asynq.Task
 		if dest.Mode == relay.ModeEach {
@@ -61,16 +59,97 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) error {
 		if err != nil {
 			return relay.Permanent(err)
 		}
-		next = append(next, task)
-	}
-	for _, task := range next {
-		// A conflict means an earlier run of this task got that far.
-		if _, err := w.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return fmt.Errorf("enqueue %s: %w", task.Type(), err)
+		if err := w.enqueue(ctx, task); err != nil {
+			return err
 		}
 	}
-	if route.Email && w.reminders.On() {
-		return w.scheduleReminders(ctx, reg)
+	switch {
+	case !route.Email:
+		w.record(ctx, confirmation, redisstore.HistorySkipped, sent{reply: "route " + route.Name + " sends no email"})
+		return w.markFannedOut(ctx, reg)
+	case w.reminders.On():
+		if err := w.scheduleReminders(ctx, reg); err != nil {
+			return err
+		}
+	}
+	switch {
+	case told.Delivered[redisstore.LedgerConfirmation]:
+		// A re-run of a fan-out whose worker stopped after the email.
+		w.alreadyDelivered(ctx, confirmation)
+		return w.markFannedOut(ctx, reg)
+	case told.Same:
+		// A re-run of a fan-out that stopped short: it may have handed the
+		// email over already, and the queue's task id admits one.
+		return w.handOver(ctx, reg, nil)
+	}
+	// News for the student, and SwapSchedule read the ledger: nothing was
+	// sent about these dates. The email goes last, so that one write
+	// marks it sent and the fan-out done.
+	confirmation.unchecked, confirmation.first = true, true
+	if err := w.deliver(ctx, confirmation); err != nil {
+		return w.handOver(ctx, reg, err)
+	}
+	return nil
+}
+
+// handOver gives a confirmation the fan-out did not send to the email
+// queue, and marks the fan-out done. The task runs at once when the email
+// was not tried or must wait its turn (it then waits as the limits say,
+// with the other emails that wait); after the retry schedule's first wait
+// when the attempt failed, which it counts; and archives itself, unsent,
+// when the attempt failed for good.
+func (w *Worker) handOver(ctx context.Context, reg relay.Registration, failure error) error {
+	tried, refused, opts := 0, "", []asynq.Option(nil)
+	switch {
+	case failure == nil:
+	case relay.OutcomeOf(failure) == relay.RateLimited:
+	case relay.OutcomeOf(failure) == relay.Failed:
+		tried, refused = 1, reasonOf(failure)
+		// Before the task exists: it archives itself only while the mark
+		// is there, so that an operator's re-run sends.
+		if err := w.store.MarkDelivered(ctx, reg, refusedMark); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+	default:
+		tried = 1
+		opts = append(opts, asynq.ProcessIn(retryDelay(w.settings.RetrySchedule)(0, failure, nil)))
+	}
+	task, err := tasks.NewEmailTask(reg, w.options, tried, refused)
+	if err != nil {
+		return relay.Permanent(err)
+	}
+	if err := w.enqueue(ctx, task, opts...); err != nil {
+		return err
+	}
+	return w.markFannedOut(ctx, reg)
+}
+
+// refusedMark is in the ledger from the fan-out's attempt at a
+// confirmation that failed for good until the email task that carries the
+// reason archives itself.
+const refusedMark = "e!"
+
+// reasonOf is err's text without the outcome the relay put in front.
+func reasonOf(err error) string {
+	var e *relay.Error
+	if errors.As(err, &e) {
+		return e.Err.Error()
+	}
+	return err.Error()
+}
+
+// enqueue adds task to the queue; a conflict means an earlier run of this
+// fan-out got that far.
+func (w *Worker) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Option) error {
+	if _, err := w.queue.EnqueueContext(ctx, task, opts...); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue %s: %w", task.Type(), err)
+	}
+	return nil
+}
+
+func (w *Worker) markFannedOut(ctx context.Context, reg relay.Registration) error {
+	if err := w.store.MarkFannedOut(ctx, reg); err != nil {
+		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil
 }

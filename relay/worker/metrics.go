@@ -24,14 +24,14 @@ type Metrics struct {
 }
 
 // deliveryOutcomes are the outcomes a delivery attempt is counted by.
-var deliveryOutcomes = []relay.Outcome{relay.Sent, relay.Retry, relay.RateLimited, relay.Failed, relay.AlreadySent}
+var deliveryOutcomes = []relay.Outcome{relay.Sent, relay.Retry, relay.RateLimited, relay.Failed, relay.AlreadySent, relay.Outdated}
 
 // NewMetrics registers the worker's series with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "relay_deliveries_total",
-			Help: "Delivery attempts by channel (email, slack, teams) and outcome (sent, retry, rate_limited, failed, already_sent).",
+			Help: "Delivery attempts by channel (email, slack, teams) and outcome (sent, retry, rate_limited, failed, already_sent, outdated).",
 		}, []string{"channel", "outcome"}),
 		sendTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "relay_send_duration_seconds",

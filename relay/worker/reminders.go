@@ -56,9 +56,7 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 	}
 	reg := rem.Registration
 	route := w.Routing().Match(reg)
-	// The same id serves every date the exam had: the mark names the time.
-	key := fmt.Sprintf("%s:%d", taskID(ctx), rem.At.Unix())
-	return w.deliver(ctx, delivery{channel: channelEmail, kind: kindReminder, key: key, keep: w.options.Retention,
+	return w.deliver(ctx, delivery{channel: channelEmail, kind: kindReminder, mark: reminderMark(rem),
 		reg: reg, route: route, send: func() (sent, error) {
 			now := w.now()
 			if !now.Before(rem.EventTime()) {
@@ -74,4 +72,10 @@ func (w *Worker) deliverReminder(ctx context.Context, t *asynq.Task) error {
 			}
 			return w.sendEmail(ctx, msg)
 		}})
+}
+
+// reminderMark names a reminder in the ledger, which forgets it with the
+// dates it was about.
+func reminderMark(rem relay.Reminder) string {
+	return "r:" + string(rem.Event) + ":" + rem.Before.String()
 }

@@ -58,11 +58,15 @@ func (w *Worker) NewServer(rdb redis.UniversalClient) *asynq.Server {
 
 // retryDelay waits what the other side asked for when it asked, else
 // follows the schedule with up to 20% jitter, so that a burst that failed
-// together does not retry together.
+// together does not retry together. An email the fan-out tried first
+// goes on from where the fan-out's attempts left the schedule.
 func retryDelay(schedule []time.Duration) asynq.RetryDelayFunc {
-	return func(n int, err error, _ *asynq.Task) time.Duration {
+	return func(n int, err error, t *asynq.Task) time.Duration {
 		if d := relay.RetryAfterOf(err); d > 0 {
 			return d
+		}
+		if t != nil {
+			n += tasks.Tried(t)
 		}
 		d := schedule[min(n, len(schedule)-1)]
 		return d + rand.N(d/5+1)

@@ -168,11 +168,13 @@ func (w *Worker) archiveFailed(next asynq.Handler) asynq.Handler {
 }
 
 // lastAttempt reports whether the task has failed as often as the relay
-// allows. asynq counts only the failures: a wait for a rate limit is not
-// one.
+// allows it: one less than its asynq MaxRetry (see tasks.Options), which
+// is lower for an email the fan-out tried first. asynq counts only the
+// failures: a wait for a rate limit is not one.
 func (w *Worker) lastAttempt(ctx context.Context) bool {
 	retried, ok := asynq.GetRetryCount(ctx)
-	return ok && retried >= w.options.MaxRetry
+	most, _ := asynq.GetMaxRetry(ctx)
+	return ok && retried >= most-1
 }
 
 // unreadable is a payload that will never be readable: archived.
