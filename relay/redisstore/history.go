@@ -97,7 +97,7 @@ const (
 func (e HistoryEntry) about(k HistoryKey) bool {
 	switch k.By {
 	case HistoryByEmail:
-		return strings.ToLower(e.Email) == strings.ToLower(k.Value)
+		return strings.EqualFold(e.Email, k.Value)
 	case HistoryByUser:
 		return e.User == k.Value
 	case HistoryByExam:

@@ -55,15 +55,16 @@ func historyStaffKey(tag string) string { return prefix + "history:staff:" + tag
 // entry's time; tag is historyTag of the id.
 func historyStudentsKey(by, tag string) string { return prefix + "history:" + by + "-students:" + tag }
 
-// The history's first layout: a key per entry, listed by id in sorted sets
-// by address, user and exam (by "email", "user" or "exam"; hash is
-// relay.Hash of the value). Nothing writes or reads it any more and its
-// keys expire with the retention; until then Forget removes a student's
-// entries from it, since they hold the address.
+// firstHistoryEntryKey held one entry in the history's first layout.
+// Nothing writes or reads that layout any more and its keys expire with
+// the retention; until then Forget removes a student's entries from it,
+// since they hold the address.
 func firstHistoryEntryKey(id string) string { return prefix + "history:e:" + id }
-func firstHistoryIndexKey(by, hash string) string {
-	return prefix + "history:" + by + ":" + hash
-}
+
+// firstHistoryIndexKey listed the first layout's entry ids by address,
+// user or exam (by "email", "user" or "exam"), by time; hash is relay.Hash
+// of the value, the address lower-cased.
+func firstHistoryIndexKey(by, hash string) string { return prefix + "history:" + by + ":" + hash }
 
 // replicationProbeKey is written by the probe that WAIT follows; see
 // Replicas.
