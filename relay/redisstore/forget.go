@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/exam-relay/relay/relay"
 )
 
 // Forgotten counts what Forget removed.
@@ -128,28 +130,68 @@ func (s *Store) forgetOnBoards(ctx context.Context, address string) (int, error)
 	return removed, iter.Err()
 }
 
-// forget removes every entry about address, from every index it is in.
+// forget removes every entry about address and the student's place in
+// the indexes by user and exam.
 func (h *History) forget(ctx context.Context, address string) (int, error) {
-	byEmail := HistoryKey{By: HistoryByEmail, Value: address}.indexKey()
+	if address == "" {
+		return 0, nil
+	}
+	tag := studentTag(address)
+	var entries *redis.IntCmd
+	_, err := h.store.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		entries = p.LLen(ctx, historyStudentKey(tag))
+		p.Del(ctx, historyStudentKey(tag))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Every index, not only those the student's entries name: an index
+	// keeps the student until its next write after their last entry for
+	// it left the retention, and by then the list no longer names it.
+	var cursor uint64
+	for {
+		indexes, next, err := h.store.rdb.Scan(ctx, cursor, historyStudentsKey("*", "*"), 500).Result()
+		if err != nil {
+			return int(entries.Val()), err
+		}
+		if len(indexes) > 0 {
+			if _, err := h.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, index := range indexes {
+					p.ZRem(ctx, index, tag)
+				}
+				return nil
+			}); err != nil {
+				return int(entries.Val()), err
+			}
+		}
+		if next == 0 {
+			break
+		}
+		cursor = next
+	}
+	first, err := h.forgetFirstLayout(ctx, address)
+	return int(entries.Val()) + first, err
+}
+
+// forgetFirstLayout removes the student's entries of the history's first
+// layout and their index by address. The ids left in its indexes by user
+// and exam name nothing once the entries are gone, and expire.
+func (h *History) forgetFirstLayout(ctx context.Context, address string) (int, error) {
+	byEmail := firstHistoryIndexKey(HistoryByEmail, relay.Hash(strings.ToLower(address)))
 	ids, err := h.store.rdb.ZRange(ctx, byEmail, 0, -1).Result()
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	entries, found, err := h.load(ctx, ids)
-	if err != nil {
-		return 0, err
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = firstHistoryEntryKey(id)
 	}
+	var deleted *redis.IntCmd
 	_, err = h.store.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, e := range entries {
-			for _, k := range e.keys() {
-				p.ZRem(ctx, k.indexKey(), found[i])
-			}
-		}
-		for _, id := range ids {
-			p.Del(ctx, historyEntryKey(id))
-		}
+		deleted = p.Del(ctx, keys...)
 		p.Del(ctx, byEmail)
 		return nil
 	})
-	return len(entries), err
+	return int(deleted.Val()), err
 }

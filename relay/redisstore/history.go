@@ -2,12 +2,11 @@ package redisstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,11 +17,12 @@ import (
 
 // HistoryEntry is one thing the relay did for a registration: an email
 // sent or refused, a staff message posted. The short JSON names keep an
-// entry well under a kilobyte in Redis.
+// entry small in Redis, where it is stored as it is encoded.
 type HistoryEntry struct {
 	Time time.Time `json:"-"`
 	// At is Time in Unix milliseconds, as stored: a third of the bytes of
-	// RFC 3339 text.
+	// RFC 3339 text. It must stay the first field encoded: recordScript
+	// reads it from the start of the entry.
 	At int64 `json:"t"`
 	// Channel is email or slack; Kind is confirmation, reminder, alert or
 	// digest.
@@ -52,6 +52,22 @@ const (
 
 // History keeps entries for its retention, findable by the student's
 // address, their user id and the exam.
+//
+// Each student's entries are one Redis list (historyStudentKey, by the
+// hashed address), oldest first, trimmed on each write. A user id and an
+// exam each have a sorted set of the students with entries for them
+// (historyStudentsKey), so a student costs two keys whatever their number
+// of entries: the list and the index of their user id (an exam's index is
+// shared by its students). Entries that name no student, the staff
+// digests, have a list per exam (historyStaffKey).
+//
+// A list and not a sorted set of entries: Redis keeps a small sorted set
+// compact only while each member is at most 64 bytes, and an entry is
+// about 350. As a sorted set, a student with one entry cost 1,400 bytes,
+// mostly the skiplist's header; as a list, 640.
+//
+// Redis may still hold entries of the first layout (firstHistoryEntryKey):
+// they are not read, and expire with the retention.
 type History struct {
 	store     *Store
 	retention time.Duration
@@ -75,35 +91,77 @@ const (
 	HistoryByExam  = "exam"
 )
 
-// keys are the indexes e belongs to.
-func (e HistoryEntry) keys() []HistoryKey {
-	var ks []HistoryKey
-	for _, k := range []HistoryKey{{HistoryByEmail, e.Email}, {HistoryByUser, e.User}, {HistoryByExam, e.Exam}} {
-		if k.Value != "" {
-			ks = append(ks, k)
-		}
+// about says whether e is one of the entries k asks for. A list read for
+// k can hold others: the student's entries for other exams, or under
+// another user id.
+func (e HistoryEntry) about(k HistoryKey) bool {
+	switch k.By {
+	case HistoryByEmail:
+		return strings.EqualFold(e.Email, k.Value)
+	case HistoryByUser:
+		return e.User == k.Value
+	case HistoryByExam:
+		return e.Exam == k.Value
 	}
-	return ks
+	return false
 }
 
-// indexKey is the sorted set of an index. The value is hashed: addresses
-// and ids stay out of key names, which Redis shows to anyone who lists
-// keys; addresses compare without regard to case.
-func (k HistoryKey) indexKey() string {
-	v := k.Value
-	if k.By == HistoryByEmail {
-		v = strings.ToLower(v)
-	}
-	return historyIndexKey(k.By, relay.Hash(v))
-}
+// historyTag stands for a user or exam id in key names and index
+// members: ids, like addresses, stay out of what anyone who lists keys
+// sees.
+func historyTag(id string) string { return relay.Hash(id)[:16] }
 
-// Record keeps e. The entry expires with the retention; the indexes are
-// trimmed on each write and expire when nothing is written to them.
+// recordScript appends an entry to its list and drops the entries at the
+// head that are older than the retention, then puts the list's student in
+// the indexes of the entry's user and exam, dropping those whose last
+// entry is older than the retention. Every key expires a retention after
+// its last write.
+//
+// KEYS[1] is the list, KEYS[2..] the indexes. ARGV: the entry, its time,
+// the oldest time kept (Unix ms), the retention (ms), the student's tag.
+var recordScript = redis.NewScript(`
+redis.call('RPUSH', KEYS[1], ARGV[1])
+local oldest = tonumber(ARGV[3])
+while true do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  local t = head and tonumber(string.match(head, '^{"t":(%d+)'))
+  if not t or t >= oldest then
+    break
+  end
+  redis.call('LPOP', KEYS[1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], 'GT', ARGV[2], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], ARGV[4])
+end
+return 0
+`)
+
+// Record keeps e, in one round trip. An entry that names neither a
+// student nor an exam could never be found, so it is not kept.
 func (h *History) Record(ctx context.Context, e HistoryEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	e.At = e.Time.UnixMilli()
+	var keys []string
+	student := studentTag(e.Email)
+	switch {
+	case e.Email != "":
+		keys = append(keys, historyStudentKey(student))
+		if e.User != "" {
+			keys = append(keys, historyStudentsKey(HistoryByUser, historyTag(e.User)))
+		}
+		if e.Exam != "" {
+			keys = append(keys, historyStudentsKey(HistoryByExam, historyTag(e.Exam)))
+		}
+	case e.Exam != "":
+		keys = append(keys, historyStaffKey(historyTag(e.Exam)))
+	default:
+		return nil
+	}
 	var raw bytes.Buffer
 	enc := json.NewEncoder(&raw)
 	// Message-IDs are <…>: as they are, not \u003c…\u003e.
@@ -111,63 +169,110 @@ func (h *History) Record(ctx context.Context, e HistoryEntry) error {
 	if err := enc.Encode(e); err != nil {
 		return err
 	}
-	id := historyID(e.Time)
-	score := float64(e.Time.UnixMilli())
-	oldest := fmt.Sprint(e.Time.Add(-h.retention).UnixMilli())
-	_, err := h.store.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, historyEntryKey(id), bytes.TrimSpace(raw.Bytes()), h.retention)
-		for _, k := range e.keys() {
-			index := k.indexKey()
-			p.ZAdd(ctx, index, redis.Z{Score: score, Member: id})
-			p.ZRemRangeByScore(ctx, index, "-inf", "("+oldest)
-			p.Expire(ctx, index, h.retention)
+	oldest := e.Time.Add(-h.retention).UnixMilli()
+	return recordScript.Run(ctx, h.store.rdb, keys,
+		bytes.TrimSpace(raw.Bytes()), e.At, oldest, h.retention.Milliseconds(), student).Err()
+}
+
+// Find is the entries for k, newest first, at most limit (0: all).
+func (h *History) Find(ctx context.Context, k HistoryKey, limit int) ([]HistoryEntry, error) {
+	since := time.Now().Add(-h.retention).UnixMilli()
+	switch k.By {
+	case HistoryByEmail:
+		entries, err := h.read(ctx, k, since, []string{historyStudentKey(studentTag(k.Value))})
+		return newestFirst(entries, limit), err
+	case HistoryByUser:
+		students, err := h.store.rdb.ZRangeByScore(ctx, historyStudentsKey(HistoryByUser, historyTag(k.Value)),
+			&redis.ZRangeBy{Min: fmt.Sprint(since), Max: "+inf"}).Result()
+		if err != nil {
+			return nil, err
+		}
+		lists := make([]string, len(students))
+		for i, s := range students {
+			lists[i] = historyStudentKey(s)
+		}
+		entries, err := h.read(ctx, k, since, lists)
+		return newestFirst(entries, limit), err
+	case HistoryByExam:
+		return h.findByExam(ctx, k, since, limit)
+	}
+	return nil, fmt.Errorf("history: cannot find by %q", k.By)
+}
+
+// findByExam reads the exam's staff entries, then its students' lists, the
+// most recent students first, a page at a time. Once limit entries are
+// newer than the next student's last entry for the exam, no later page can
+// change the answer: an exam of thousands of students costs a page or two.
+func (h *History) findByExam(ctx context.Context, k HistoryKey, since int64, limit int) ([]HistoryEntry, error) {
+	const page = 100
+	tag := historyTag(k.Value)
+	students, err := h.store.rdb.ZRevRangeByScoreWithScores(ctx, historyStudentsKey(HistoryByExam, tag),
+		&redis.ZRangeBy{Min: fmt.Sprint(since), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, err
+	}
+	found, err := h.read(ctx, k, since, []string{historyStaffKey(tag)})
+	if err != nil {
+		return nil, err
+	}
+	found = newestFirst(found, limit)
+	for len(students) > 0 {
+		if limit > 0 && len(found) >= limit && found[limit-1].At >= int64(students[0].Score) {
+			break
+		}
+		n := min(page, len(students))
+		lists := make([]string, n)
+		for i, s := range students[:n] {
+			lists[i] = historyStudentKey(s.Member.(string))
+		}
+		more, err := h.read(ctx, k, since, lists)
+		if err != nil {
+			return nil, err
+		}
+		found = newestFirst(append(found, more...), limit)
+		students = students[n:]
+	}
+	return found, nil
+}
+
+// read is the entries about k in lists, none older than since (Unix ms): a
+// list keeps entries past the retention until its next write trims them.
+// Each list's entries come newest first, as appended.
+func (h *History) read(ctx context.Context, k HistoryKey, since int64, lists []string) ([]HistoryEntry, error) {
+	if len(lists) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringSliceCmd, len(lists))
+	_, err := h.store.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, list := range lists {
+			cmds[i] = p.LRange(ctx, list, 0, -1)
 		}
 		return nil
 	})
-	return err
-}
-
-// historyID is unique and short: it is written four times, as the
-// entry's key and in each index.
-func historyID(t time.Time) string {
-	id := make([]byte, 10)
-	binary.BigEndian.PutUint64(id, uint64(t.UnixMilli())<<16)
-	_, _ = rand.Read(id[6:])
-	return base64.RawURLEncoding.EncodeToString(id)
-}
-
-// Find is the entries for k, newest first, at most limit.
-func (h *History) Find(ctx context.Context, k HistoryKey, limit int) ([]HistoryEntry, error) {
-	ids, err := h.store.rdb.ZRevRange(ctx, k.indexKey(), 0, int64(limit)-1).Result()
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	entries, _, err := h.load(ctx, ids)
-	return entries, err
-}
-
-func (h *History) load(ctx context.Context, ids []string) ([]HistoryEntry, []string, error) {
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = historyEntryKey(id)
-	}
-	values, err := h.store.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
-		return nil, nil, err
-	}
 	var out []HistoryEntry
-	var found []string
-	for i, v := range values {
-		s, ok := v.(string)
-		if !ok {
-			continue // expired
-		}
-		var e HistoryEntry
-		if json.Unmarshal([]byte(s), &e) == nil {
+	for _, cmd := range cmds {
+		raw := cmd.Val()
+		for i := len(raw) - 1; i >= 0; i-- {
+			var e HistoryEntry
+			if json.Unmarshal([]byte(raw[i]), &e) != nil || e.At < since || !e.about(k) {
+				continue
+			}
 			e.Time = time.UnixMilli(e.At)
 			out = append(out, e)
-			found = append(found, ids[i])
 		}
 	}
-	return out, found, nil
+	return out, nil
+}
+
+// newestFirst sorts entries by time, newest first, keeping the order of
+// entries of the same millisecond, and keeps at most limit (0: all).
+func newestFirst(entries []HistoryEntry, limit int) []HistoryEntry {
+	slices.SortStableFunc(entries, func(a, b HistoryEntry) int { return cmp.Compare(b.At, a.At) })
+	if limit > 0 && len(entries) > limit {
+		entries = entries[:limit]
+	}
+	return entries
 }

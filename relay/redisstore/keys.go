@@ -49,12 +49,29 @@ func quotaKey(scope, destination string) string {
 	return prefix + scope + "-quota:" + destination
 }
 
-// historyEntryKey holds one history entry.
-func historyEntryKey(id string) string { return prefix + "history:e:" + id }
+// historyStudentKey holds the history entries about one student, oldest
+// first; tag is studentTag of their address.
+func historyStudentKey(tag string) string { return prefix + "history:student:" + tag }
 
-// historyIndexKey lists the entries about one address, user or exam (by
-// "email", "user" or "exam"), by time; value is a hash.
-func historyIndexKey(by, value string) string { return prefix + "history:" + by + ":" + value }
+// historyStaffKey holds the history entries about an exam that name no
+// student (staff digests), oldest first; tag is historyTag of the exam id.
+func historyStaffKey(tag string) string { return prefix + "history:staff:" + tag }
+
+// historyStudentsKey lists the students (their studentTag) with entries
+// for one user id or exam (by "user" or "exam"), scored by their last
+// entry's time; tag is historyTag of the id.
+func historyStudentsKey(by, tag string) string { return prefix + "history:" + by + "-students:" + tag }
+
+// firstHistoryEntryKey held one entry in the history's first layout.
+// Nothing writes or reads that layout any more and its keys expire with
+// the retention; until then Forget removes a student's entries from it,
+// since they hold the address.
+func firstHistoryEntryKey(id string) string { return prefix + "history:e:" + id }
+
+// firstHistoryIndexKey listed the first layout's entry ids by address,
+// user or exam (by "email", "user" or "exam"), by time; hash is relay.Hash
+// of the value, the address lower-cased.
+func firstHistoryIndexKey(by, hash string) string { return prefix + "history:" + by + ":" + hash }
 
 // replicationProbeKey is written by the probe that WAIT follows; see
 // Replicas.
