@@ -130,6 +130,24 @@ func TestRegistrationIDs(t *testing.T) {
 	}
 }
 
+// TestHashIsStable pins ids made before: they are task ids, sent marks
+// and history keys in Redis, so a change of Hash would forget every
+// registration already seen and send it again.
+func TestHashIsStable(t *testing.T) {
+	for _, tt := range []struct {
+		parts []string
+		want  string
+	}{
+		{[]string{"portal_demo", "usr_5tR8wQ", "jonas.becker@example.edu", "exm_7Hq2Lm", "grp_chem_y2", "2026-12-14T09:00:00Z", "2026-12-14T11:30:00Z"}, "eabf069cbf3f21aeb2bb7b47e4144067"},
+		{nil, "e3b0c44298fc1c149afbf4c8996fb924"},
+		{[]string{strings.Repeat("x", 300), "y"}, "5ac167fe66950289bfb6fb5f91f67ad2"},
+	} {
+		if got := Hash(tt.parts...); got != tt.want {
+			t.Errorf("Hash(%.40q) = %s, want %s", tt.parts, got, tt.want)
+		}
+	}
+}
+
 func TestDecodeRegistrationToleratesAByteOrderMark(t *testing.T) {
 	body, _ := os.ReadFile("../examples/registration.json")
 	if _, err := DecodeRegistration(append([]byte("\xef\xbb\xbf"), body...)); err != nil {
