@@ -61,6 +61,16 @@ func TestDecodeRegistrationIsLenient(t *testing.T) {
 	}
 }
 
+func TestCustomAttributesThatAreNoObjectAreDropped(t *testing.T) {
+	for _, attrs := range []string{`"text"`, `[1,2]`, `12`, `null`} {
+		body := `{"user":{"email":"a@example.org","customAttributes":` + attrs + `},"exam":{"schedule":{"openDate":"2026-12-07T09:00:00Z"}}}`
+		r, err := DecodeRegistration([]byte(body))
+		if err != nil || r.User.CustomAttributes != nil {
+			t.Errorf("customAttributes %s: %v, %v; want accepted without them", attrs, r.User.CustomAttributes, err)
+		}
+	}
+}
+
 func TestDecodeRegistrationNamesTheField(t *testing.T) {
 	ok := `"exam":{"schedule":{"openDate":"2026-12-07T09:00:00Z"}}`
 	tests := []struct {
