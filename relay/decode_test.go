@@ -158,6 +158,28 @@ func TestHashIsStable(t *testing.T) {
 	}
 }
 
+// TestRegistrationIDsAreStable pins the ids of the examples as they were
+// made before, for the same reason as TestHashIsStable.
+func TestRegistrationIDsAreStable(t *testing.T) {
+	for _, tt := range []struct{ file, id, subject string }{
+		{"registration.json", "eabf069cbf3f21aeb2bb7b47e4144067", "1088cd667bd55fb0dab9348e55865a5a"},
+		{"registration-no-close.json", "67aea193f1c6cde72940eb9cf8bed6f7", "6994c2c51e822d1cc1c5c7f607da213e"},
+		{"registration-dst.json", "e9cd1f372796ba69f3a54fc018cef8eb", "ec9190e882fd5563885ba1cf1677555d"},
+	} {
+		body, err := os.ReadFile("../examples/" + tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := DecodeRegistration(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID() != tt.id || r.SubjectID() != tt.subject {
+			t.Errorf("%s: ID %s, SubjectID %s; want %s, %s", tt.file, r.ID(), r.SubjectID(), tt.id, tt.subject)
+		}
+	}
+}
+
 func TestDecodeRegistrationToleratesAByteOrderMark(t *testing.T) {
 	body, _ := os.ReadFile("../examples/registration.json")
 	if _, err := DecodeRegistration(append([]byte("\xef\xbb\xbf"), body...)); err != nil {
