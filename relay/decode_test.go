@@ -61,6 +61,16 @@ func TestDecodeRegistrationIsLenient(t *testing.T) {
 	}
 }
 
+func TestCustomAttributesThatAreNoObjectAreDropped(t *testing.T) {
+	for _, attrs := range []string{`"text"`, `[1,2]`, `12`, `null`} {
+		body := `{"user":{"email":"a@example.org","customAttributes":` + attrs + `},"exam":{"schedule":{"openDate":"2026-12-07T09:00:00Z"}}}`
+		r, err := DecodeRegistration([]byte(body))
+		if err != nil || r.User.CustomAttributes != nil {
+			t.Errorf("customAttributes %s: %v, %v; want accepted without them", attrs, r.User.CustomAttributes, err)
+		}
+	}
+}
+
 func TestDecodeRegistrationNamesTheField(t *testing.T) {
 	ok := `"exam":{"schedule":{"openDate":"2026-12-07T09:00:00Z"}}`
 	tests := []struct {
@@ -127,6 +137,46 @@ func TestRegistrationIDs(t *testing.T) {
 	a.User.ID = ""
 	if other.ID() == a.ID() {
 		t.Error("two students without user ids share an id")
+	}
+}
+
+// TestHashIsStable pins ids made before: they are task ids, sent marks
+// and history keys in Redis, so a change of Hash would forget every
+// registration already seen and send it again.
+func TestHashIsStable(t *testing.T) {
+	for _, tt := range []struct {
+		parts []string
+		want  string
+	}{
+		{[]string{"portal_demo", "usr_5tR8wQ", "jonas.becker@example.edu", "exm_7Hq2Lm", "grp_chem_y2", "2026-12-14T09:00:00Z", "2026-12-14T11:30:00Z"}, "eabf069cbf3f21aeb2bb7b47e4144067"},
+		{nil, "e3b0c44298fc1c149afbf4c8996fb924"},
+		{[]string{strings.Repeat("x", 300), "y"}, "5ac167fe66950289bfb6fb5f91f67ad2"},
+	} {
+		if got := Hash(tt.parts...); got != tt.want {
+			t.Errorf("Hash(%.40q) = %s, want %s", tt.parts, got, tt.want)
+		}
+	}
+}
+
+// TestRegistrationIDsAreStable pins the ids of the examples as they were
+// made before, for the same reason as TestHashIsStable.
+func TestRegistrationIDsAreStable(t *testing.T) {
+	for _, tt := range []struct{ file, id, subject string }{
+		{"registration.json", "eabf069cbf3f21aeb2bb7b47e4144067", "1088cd667bd55fb0dab9348e55865a5a"},
+		{"registration-no-close.json", "67aea193f1c6cde72940eb9cf8bed6f7", "6994c2c51e822d1cc1c5c7f607da213e"},
+		{"registration-dst.json", "e9cd1f372796ba69f3a54fc018cef8eb", "ec9190e882fd5563885ba1cf1677555d"},
+	} {
+		body, err := os.ReadFile("../examples/" + tt.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := DecodeRegistration(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.ID() != tt.id || r.SubjectID() != tt.subject {
+			t.Errorf("%s: ID %s, SubjectID %s; want %s, %s", tt.file, r.ID(), r.SubjectID(), tt.id, tt.subject)
+		}
 	}
 }
 

@@ -450,21 +450,29 @@ func medianOf[R any](rounds []R, f func(R) float64) float64 {
 	return xs[mid]
 }
 
-// runAll runs the phases in order, each on a flushed Redis.
+// runAll runs the phases asked for, in order, each on a flushed Redis.
 func (b *bench) runAll(ctx context.Context) (results, error) {
 	res := results{Machine: b.machine(ctx)}
 	var err error
-	if res.Ingest, err = b.ingest(ctx); err != nil {
-		return res, fmt.Errorf("ingest: %w", err)
+	if b.s.phases["ingest"] {
+		if res.Ingest, err = b.ingest(ctx); err != nil {
+			return res, fmt.Errorf("ingest: %w", err)
+		}
 	}
-	if res.Delivery, err = b.delivery(ctx); err != nil {
-		return res, fmt.Errorf("delivery: %w", err)
+	if b.s.phases["delivery"] {
+		if res.Delivery, err = b.delivery(ctx); err != nil {
+			return res, fmt.Errorf("delivery: %w", err)
+		}
 	}
-	if res.Memory, err = b.memory(ctx); err != nil {
-		return res, fmt.Errorf("memory: %w", err)
+	if b.s.phases["memory"] {
+		if res.Memory, err = b.memory(ctx); err != nil {
+			return res, fmt.Errorf("memory: %w", err)
+		}
 	}
-	if res.Burst, err = b.burst(ctx); err != nil {
-		return res, fmt.Errorf("burst: %w", err)
+	if b.s.phases["burst"] {
+		if res.Burst, err = b.burst(ctx); err != nil {
+			return res, fmt.Errorf("burst: %w", err)
+		}
 	}
 	return res, nil
 }

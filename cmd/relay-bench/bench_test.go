@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,5 +110,19 @@ func TestKeyPatternHidesIDsAndDates(t *testing.T) {
 		if got := keyPattern(key); got != want {
 			t.Errorf("keyPattern(%q) = %q; want %q", key, got, want)
 		}
+	}
+}
+
+func TestPhasesFlagChoosesWhatRuns(t *testing.T) {
+	s, err := parseFlags([]string{"relay-bench"}, io.Discard)
+	if err != nil || len(s.phases) != len(allPhases) {
+		t.Errorf("no -phases: %v, %v; want every phase", s.phases, err)
+	}
+	s, err = parseFlags([]string{"relay-bench", "-phases", "ingest"}, io.Discard)
+	if err != nil || !s.phases["ingest"] || s.phases["delivery"] || s.phases["memory"] || s.phases["burst"] {
+		t.Errorf("-phases ingest: %v, %v; want ingest alone", s.phases, err)
+	}
+	if _, err := parseFlags([]string{"relay-bench", "-phases", "ingest,deliver"}, io.Discard); err == nil {
+		t.Error("-phases ingest,deliver: no error; want one naming the unknown phase")
 	}
 }

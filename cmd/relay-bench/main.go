@@ -6,9 +6,11 @@
 // registration, a burst end to end, and the peak memory of each process.
 // It starts its own redis-server, SMTP sink and Slack stand-in, builds the
 // relay and the thin reference, and runs each as child processes,
-// alternating relay and thin runs round after round.
+// alternating relay and thin runs round after round. -phases runs only
+// some of the phases.
 //
 //	go run ./cmd/relay-bench -out bench.json
+//	go run ./cmd/relay-bench -phases ingest -rounds 5
 //
 // BENCHMARKS.md says what the figures mean.
 package main
@@ -22,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +56,24 @@ type settings struct {
 	keep      bool
 	// env is extra RELAY_* settings for the child processes.
 	env envFlag
+	// phases are the phases to run; the others are skipped.
+	phases map[string]bool
+}
+
+// allPhases are the phases of a run, in the order they run.
+var allPhases = []string{"ingest", "delivery", "memory", "burst"}
+
+// parsePhases reads -phases: a comma-separated subset of allPhases.
+func parsePhases(list string) (map[string]bool, error) {
+	phases := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(allPhases, name) {
+			return nil, fmt.Errorf("-phases: unknown phase %q; want some of %s", name, strings.Join(allPhases, ","))
+		}
+		phases[name] = true
+	}
+	return phases, nil
 }
 
 // envFlag collects repeated -set KEY=VALUE flags.
@@ -85,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	fs.BoolVar(&s.aof, "aof", false, "run Redis as production does: appendonly yes, appendfsync everysec")
 	fs.DurationVar(&s.timeout, "timeout", 5*time.Minute, "give up on a phase after this long")
 	fs.BoolVar(&s.keep, "keep", false, "keep the work folder (child logs, Redis log) and print where it is")
+	phases := fs.String("phases", strings.Join(allPhases, ","), "comma-separated phases to run, e.g. -phases ingest or -phases delivery,memory; the others are skipped and left out of the table and the JSON")
 	fs.Var(&s.env, "set", "RELAY_NAME=value for relay serve and relay work, not the thin reference (repeatable), e.g. -set RELAY_WORKER_CONCURRENCY=20")
 	if err := fs.Parse(args[1:]); err != nil {
 		return s, err
@@ -92,7 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (settings, error) {
 	if s.rounds < 1 || s.ingestN < 1 || s.clients < 1 || s.deliveryN < 1 || s.workers < 1 || s.memoryN < 1 || s.burstN < 1 || s.exams < 1 {
 		return s, errors.New("sizes must be at least 1")
 	}
-	return s, nil
+	var err error
+	s.phases, err = parsePhases(*phases)
+	return s, err
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

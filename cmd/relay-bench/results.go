@@ -12,13 +12,14 @@ import (
 	"text/tabwriter"
 )
 
-// results are what one run measured; the JSON written by -out.
+// results are what one run measured; the JSON written by -out. A phase
+// left out by -phases is left out of it too.
 type results struct {
 	Machine  machine  `json:"machine"`
-	Ingest   ingest   `json:"ingest"`
-	Delivery delivery `json:"delivery"`
-	Memory   memory   `json:"memory"`
-	Burst    burst    `json:"burst"`
+	Ingest   ingest   `json:"ingest,omitzero"`
+	Delivery delivery `json:"delivery,omitzero"`
+	Memory   memory   `json:"memory,omitzero"`
+	Burst    burst    `json:"burst,omitzero"`
 }
 
 type machine struct {
@@ -167,64 +168,81 @@ func printTable(w io.Writer, r results) {
 	in, de, me, bu := r.Ingest, r.Delivery, r.Memory, r.Burst
 
 	row("measure", "relay", "thin", "ceiling", "relay/thin", "relay/ceiling")
-	var inErrs, inQueued [3]int
-	var serveRSS [2]float64
-	for i, rd := range in.Rounds {
-		row(fmt.Sprintf("ingest %d: registrations/s (%d, %d clients)", i+1, in.Registrations, in.Clients),
-			f0(rd.Relay.PerSecond), f0(rd.Thin.PerSecond), f0(rd.Ceiling.PerSecond), f2(rd.RelayVsThin), f2(rd.RelayVsCeiling))
-		row(fmt.Sprintf("ingest %d: latency p50 / p99 (ms)", i+1), ms(rd.Relay.P50Millis, rd.Relay.P99Millis), ms(rd.Thin.P50Millis, rd.Thin.P99Millis), "", "", "")
-		for j, run := range []ingestRun{rd.Relay, rd.Thin, rd.Ceiling} {
-			inErrs[j] += run.Errors
-			inQueued[j] += run.Queued
+	// A phase left out by -phases has no registrations, and no rows.
+	var serveRSS, workRSS [2]float64
+	if in.Registrations > 0 {
+		var inErrs, inQueued [3]int
+		for i, rd := range in.Rounds {
+			row(fmt.Sprintf("ingest %d: registrations/s (%d, %d clients)", i+1, in.Registrations, in.Clients),
+				f0(rd.Relay.PerSecond), f0(rd.Thin.PerSecond), f0(rd.Ceiling.PerSecond), f2(rd.RelayVsThin), f2(rd.RelayVsCeiling))
+			row(fmt.Sprintf("ingest %d: latency p50 / p99 (ms)", i+1), ms(rd.Relay.P50Millis, rd.Relay.P99Millis), ms(rd.Thin.P50Millis, rd.Thin.P99Millis), "", "", "")
+			for j, run := range []ingestRun{rd.Relay, rd.Thin, rd.Ceiling} {
+				inErrs[j] += run.Errors
+				inQueued[j] += run.Queued
+			}
+			serveRSS = [2]float64{max(serveRSS[0], rd.Relay.PeakRSSMB), max(serveRSS[1], rd.Thin.PeakRSSMB)}
 		}
-		serveRSS = [2]float64{max(serveRSS[0], rd.Relay.PeakRSSMB), max(serveRSS[1], rd.Thin.PeakRSSMB)}
-	}
-	n := len(in.Rounds)
-	row(fmt.Sprintf("ingest, median of %d: registrations/s", n), f0(in.RelayPerSecond), f0(in.ThinPerSecond), f0(in.CeilingPerSecond), f2(in.RelayVsThin), f2(in.RelayVsCeiling))
-	row(fmt.Sprintf("ingest, median of %d: latency p50 / p99 (ms)", n), ms(in.RelayP50Millis, in.RelayP99Millis), ms(in.ThinP50Millis, in.ThinP99Millis), "", "", "")
-	row("ingest: errors / queued, all rounds", fmt.Sprintf("%d / %d", inErrs[0], inQueued[0]), fmt.Sprintf("%d / %d", inErrs[1], inQueued[1]), fmt.Sprintf("%d / %d", inErrs[2], inQueued[2]), "", "")
-	if n > 0 {
-		last := in.Rounds[n-1]
-		row("ingest: CPUs busy, last round", cores(last.Relay.CPU), cores(last.Thin.CPU), cores(last.Ceiling.CPU), "", "")
-	}
-
-	var dups, bytesPer, conns [3]int
-	var workRSS [2]float64
-	for i, rd := range de.Rounds {
-		row(fmt.Sprintf("delivery %d: emails/s (%d, %d worker, slack %s)", i+1, de.Registrations, de.Workers, de.SlackMode),
-			f0(rd.Relay.PerSecond), f0(rd.Thin.PerSecond), f0(rd.Ceiling.PerSecond), f2(rd.RelayVsThin), f2(rd.RelayVsCeiling))
-		for j, run := range []deliveryRun{rd.Relay, rd.Thin, rd.Ceiling} {
-			dups[j] += run.Duplicates
-			bytesPer[j] = run.MessageBytes
-			conns[j] = max(conns[j], run.Connections)
+		n := len(in.Rounds)
+		row(fmt.Sprintf("ingest, median of %d: registrations/s", n), f0(in.RelayPerSecond), f0(in.ThinPerSecond), f0(in.CeilingPerSecond), f2(in.RelayVsThin), f2(in.RelayVsCeiling))
+		row(fmt.Sprintf("ingest, median of %d: latency p50 / p99 (ms)", n), ms(in.RelayP50Millis, in.RelayP99Millis), ms(in.ThinP50Millis, in.ThinP99Millis), "", "", "")
+		row("ingest: errors / queued, all rounds", fmt.Sprintf("%d / %d", inErrs[0], inQueued[0]), fmt.Sprintf("%d / %d", inErrs[1], inQueued[1]), fmt.Sprintf("%d / %d", inErrs[2], inQueued[2]), "", "")
+		if n > 0 {
+			last := in.Rounds[n-1]
+			row("ingest: CPUs busy, last round", cores(last.Relay.CPU), cores(last.Thin.CPU), cores(last.Ceiling.CPU), "", "")
 		}
-		workRSS = [2]float64{max(workRSS[0], rd.Relay.PeakRSSMB), max(workRSS[1], rd.Thin.PeakRSSMB)}
 	}
-	n = len(de.Rounds)
-	row(fmt.Sprintf("delivery, median of %d: emails/s", n), f0(de.RelayPerSecond), f0(de.ThinPerSecond), f0(de.CeilingPerSecond), f2(de.RelayVsThin), f2(de.RelayVsCeiling))
-	row("delivery: SMTP connections, most at once", strconv.Itoa(conns[0]), strconv.Itoa(conns[1]), strconv.Itoa(conns[2]), "", "")
-	row("delivery: bytes per email / duplicates, all rounds", fmt.Sprintf("%d / %d", bytesPer[0], dups[0]), fmt.Sprintf("%d / %d", bytesPer[1], dups[1]), fmt.Sprintf("%d / %d", bytesPer[2], dups[2]), "", "")
-	if n > 0 {
-		last := de.Rounds[n-1]
-		row("delivery: CPUs busy, last round", cores(last.Relay.CPU), cores(last.Thin.CPU), cores(last.Ceiling.CPU), "", "")
+	if de.Registrations > 0 {
+		var dups, bytesPer, conns [3]int
+		for i, rd := range de.Rounds {
+			row(fmt.Sprintf("delivery %d: emails/s (%d, %d worker, slack %s)", i+1, de.Registrations, de.Workers, de.SlackMode),
+				f0(rd.Relay.PerSecond), f0(rd.Thin.PerSecond), f0(rd.Ceiling.PerSecond), f2(rd.RelayVsThin), f2(rd.RelayVsCeiling))
+			for j, run := range []deliveryRun{rd.Relay, rd.Thin, rd.Ceiling} {
+				dups[j] += run.Duplicates
+				bytesPer[j] = run.MessageBytes
+				conns[j] = max(conns[j], run.Connections)
+			}
+			workRSS = [2]float64{max(workRSS[0], rd.Relay.PeakRSSMB), max(workRSS[1], rd.Thin.PeakRSSMB)}
+		}
+		n := len(de.Rounds)
+		row(fmt.Sprintf("delivery, median of %d: emails/s", n), f0(de.RelayPerSecond), f0(de.ThinPerSecond), f0(de.CeilingPerSecond), f2(de.RelayVsThin), f2(de.RelayVsCeiling))
+		row("delivery: SMTP connections, most at once", strconv.Itoa(conns[0]), strconv.Itoa(conns[1]), strconv.Itoa(conns[2]), "", "")
+		row("delivery: bytes per email / duplicates, all rounds", fmt.Sprintf("%d / %d", bytesPer[0], dups[0]), fmt.Sprintf("%d / %d", bytesPer[1], dups[1]), fmt.Sprintf("%d / %d", bytesPer[2], dups[2]), "", "")
+		if n > 0 {
+			last := de.Rounds[n-1]
+			row("delivery: CPUs busy, last round", cores(last.Relay.CPU), cores(last.Thin.CPU), cores(last.Ceiling.CPU), "", "")
+		}
 	}
-
-	row(fmt.Sprintf("Redis per delivered registration (%d): bytes", me.Registrations), f0(me.Relay.BytesPerRegistration), f0(me.Thin.BytesPerRegistration), "", f2(ratio(me.Relay.BytesPerRegistration, me.Thin.BytesPerRegistration)), "")
-	row("Redis per delivered registration: keys", f2(me.Relay.KeysPerRegistration), f2(me.Thin.KeysPerRegistration), "", "", "")
-	row("Redis: emails / duplicates / tasks left", fmt.Sprintf("%d / %d / %d", me.Relay.Emails, me.Relay.Duplicates, me.Relay.LeftInQueues),
-		fmt.Sprintf("%d / %d / %d", me.Thin.Emails, me.Thin.Duplicates, me.Thin.LeftInQueues), "", "", "")
-
-	row(fmt.Sprintf("burst: %d registrations, %d exams: all POSTs answered (s)", bu.Registrations, bu.Exams), f1(bu.PostSeconds), "", "", "", "")
-	row("burst: first POST to last email (s)", f1(bu.LastEmailSeconds), "", "", "", "")
-	row(fmt.Sprintf("burst: first POST to last digest (s, slack %s)", bu.SlackMode), f1(bu.LastDigestSeconds), "", "", "", "")
-	row("burst: errors / emails / duplicates", fmt.Sprintf("%d / %d / %d", bu.Errors, bu.Emails, bu.Duplicates), "", "", "", "")
-	row("burst: CPUs busy until the last email", cores(bu.CPU), "", "", "", "")
-	row("burst: digests / students in them", fmt.Sprintf("%d / %d", bu.Digests, bu.DigestStudents), "", "", "", "")
-	row("peak RSS serve / work, burst (MB)", f1(bu.ServePeakRSSMB)+" / "+f1(bu.WorkPeakRSSMB), "", "", "", "")
-	row("peak RSS serve (ingest) / work (delivery) (MB)", f1(serveRSS[0])+" / "+f1(workRSS[0]), f1(serveRSS[1])+" / "+f1(workRSS[1]), "", "", "")
+	if me.Registrations > 0 {
+		row(fmt.Sprintf("Redis per delivered registration (%d): bytes", me.Registrations), f0(me.Relay.BytesPerRegistration), f0(me.Thin.BytesPerRegistration), "", f2(ratio(me.Relay.BytesPerRegistration, me.Thin.BytesPerRegistration)), "")
+		row("Redis per delivered registration: keys", f2(me.Relay.KeysPerRegistration), f2(me.Thin.KeysPerRegistration), "", "", "")
+		row("Redis: emails / duplicates / tasks left", fmt.Sprintf("%d / %d / %d", me.Relay.Emails, me.Relay.Duplicates, me.Relay.LeftInQueues),
+			fmt.Sprintf("%d / %d / %d", me.Thin.Emails, me.Thin.Duplicates, me.Thin.LeftInQueues), "", "", "")
+	}
+	if bu.Registrations > 0 {
+		row(fmt.Sprintf("burst: %d registrations, %d exams: all POSTs answered (s)", bu.Registrations, bu.Exams), f1(bu.PostSeconds), "", "", "", "")
+		row("burst: first POST to last email (s)", f1(bu.LastEmailSeconds), "", "", "", "")
+		row(fmt.Sprintf("burst: first POST to last digest (s, slack %s)", bu.SlackMode), f1(bu.LastDigestSeconds), "", "", "", "")
+		row("burst: errors / emails / duplicates", fmt.Sprintf("%d / %d / %d", bu.Errors, bu.Emails, bu.Duplicates), "", "", "", "")
+		row("burst: CPUs busy until the last email", cores(bu.CPU), "", "", "", "")
+		row("burst: digests / students in them", fmt.Sprintf("%d / %d", bu.Digests, bu.DigestStudents), "", "", "", "")
+		row("peak RSS serve / work, burst (MB)", f1(bu.ServePeakRSSMB)+" / "+f1(bu.WorkPeakRSSMB), "", "", "", "")
+	}
+	if in.Registrations > 0 || de.Registrations > 0 {
+		// A phase that did not run has no peak: "-", not 0.
+		mb := func(v float64) string {
+			if v == 0 {
+				return "-"
+			}
+			return f1(v)
+		}
+		row("peak RSS serve (ingest) / work (delivery) (MB)", mb(serveRSS[0])+" / "+mb(workRSS[0]), mb(serveRSS[1])+" / "+mb(workRSS[1]), "", "", "")
+	}
 	tw.Flush()
 	fmt.Fprintf(w, "%d CPUs, %s, Redis %s (appendonly %v)\n", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.Redis, r.Machine.RedisAOF)
 
+	if me.Registrations == 0 {
+		return
+	}
 	fmt.Fprintf(w, "\nRedis after delivering %d registrations, by key (MEMORY USAGE):\n", me.Registrations)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row("", "key", "keys", "keys per registration", "bytes per registration")

@@ -9,8 +9,10 @@ import (
 // Metrics are the HTTP surface's Prometheus series.
 type Metrics struct {
 	reg prometheus.Registerer
-	// webhooks counts requests by outcome.
-	webhooks *prometheus.CounterVec
+	// webhooks counts requests by outcome; byOutcome holds its counters,
+	// looked up once here rather than by label on every request.
+	webhooks  *prometheus.CounterVec
+	byOutcome map[relay.Outcome]prometheus.Counter
 }
 
 // NewMetrics registers the webhook's series with reg.
@@ -23,10 +25,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.webhooks)
+	m.byOutcome = map[relay.Outcome]prometheus.Counter{}
 	for _, o := range []relay.Outcome{relay.Accepted, relay.Spooled, relay.Duplicate, relay.Rejected, relay.Unauthorized, relay.Unavailable} {
-		m.webhooks.WithLabelValues(string(o))
+		// Made now, so every outcome shows from the start, at 0.
+		m.byOutcome[o] = m.webhooks.WithLabelValues(string(o))
 	}
 	return m
+}
+
+// countWebhook counts one request that came to o.
+func (m *Metrics) countWebhook(o relay.Outcome) {
+	c, ok := m.byOutcome[o]
+	if !ok {
+		c = m.webhooks.WithLabelValues(string(o))
+	}
+	c.Inc()
 }
 
 // ObserveSpool exports how many registrations wait in s for Redis.

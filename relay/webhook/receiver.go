@@ -88,7 +88,7 @@ func answer(w http.ResponseWriter, m *Metrics, o relay.Outcome, body receipt) {
 // answerWith is answer with a status that says more than o's own: 413 and
 // 415 are rejections too.
 func answerWith(w http.ResponseWriter, m *Metrics, o relay.Outcome, status int, body receipt) {
-	m.webhooks.WithLabelValues(string(o)).Inc()
+	m.countWebhook(o)
 	body.Status = string(o)
 	writeJSON(w, status, body)
 }
@@ -98,28 +98,36 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	ctx := r.Context()
 	reg, err := relay.DecodeRegistration(body)
 	if err != nil {
 		var problems relay.Problems
 		errors.As(err, &problems)
-		rc.log.Info("webhook rejected", "problems", problems.Error())
+		rc.log.LogAttrs(ctx, slog.LevelInfo, "webhook rejected", slog.String("problems", problems.Error()))
 		answer(w, rc.metrics, relay.Rejected, receipt{Error: "invalid registration", Fields: problems})
 		return
 	}
 
 	id := reg.ID()
-	attrs := []any{"registration", id, "user", reg.User.ID, "exam", reg.Exam.ObjectID, "to", relay.MaskEmail(reg.User.Email)}
-	outcome, err := rc.store(r.Context(), reg, webhookID(r.Context()))
+	// The audit line of every webhook: LogAttrs with typed attributes
+	// spares slog boxing each value and pairing keys with values.
+	attrs := []slog.Attr{
+		slog.String("registration", id),
+		slog.String("user", reg.User.ID),
+		slog.String("exam", reg.Exam.ObjectID),
+		slog.String("to", relay.MaskEmail(reg.User.Email)),
+	}
+	outcome, err := rc.store(ctx, reg, webhookID(ctx))
 	switch outcome {
 	case relay.Accepted:
-		rc.log.Info("webhook accepted", attrs...)
+		rc.log.LogAttrs(ctx, slog.LevelInfo, "webhook accepted", attrs...)
 	case relay.Spooled:
-		rc.log.Warn("webhook spooled: Redis unavailable", attrs...)
+		rc.log.LogAttrs(ctx, slog.LevelWarn, "webhook spooled: Redis unavailable", attrs...)
 	case relay.Duplicate:
 		// Delivered before: a success for Synap, nothing new for the student.
-		rc.log.Info("webhook duplicate", attrs...)
+		rc.log.LogAttrs(ctx, slog.LevelInfo, "webhook duplicate", attrs...)
 	default:
-		rc.log.Error("webhook not stored", append(attrs, "err", err)...)
+		rc.log.LogAttrs(ctx, slog.LevelError, "webhook not stored", append(attrs, slog.Any("err", err))...)
 		w.Header().Set("Retry-After", "30")
 		answer(w, rc.metrics, outcome, receipt{Error: "could not store the registration; nothing was kept, send it again"})
 		return
