@@ -64,6 +64,39 @@ type smtpLimits struct {
 	warnedAt  time.Time // the last quota warning, once an hour
 	backlog   int
 	backlogAt time.Time
+	// openUntil is when this process next asks Redis whether the server
+	// asked every sender to wait. Asking before every email cost a
+	// twentieth of a worker's time; a hold set by another process is
+	// noticed at most openFor late, and the few emails sent meanwhile are
+	// refused and retried like any other.
+	openUntil time.Time
+}
+
+const openFor = 250 * time.Millisecond
+
+// blocked is how long every send to the server is still held, or 0.
+func (s *smtpLimits) blocked(ctx context.Context) time.Duration {
+	s.mu.Lock()
+	open := time.Now().Before(s.openUntil)
+	s.mu.Unlock()
+	if open {
+		return 0
+	}
+	d := s.limit.Blocked(ctx, s.key)
+	if d == 0 {
+		s.mu.Lock()
+		s.openUntil = time.Now().Add(openFor)
+		s.mu.Unlock()
+	}
+	return d
+}
+
+// throttled holds every send to the server, this process's at once.
+func (s *smtpLimits) throttled(ctx context.Context, first, most time.Duration) time.Duration {
+	s.mu.Lock()
+	s.openUntil = time.Time{}
+	s.mu.Unlock()
+	return s.limit.Throttled(ctx, s.key, first, most)
 }
 
 func newSMTPLimits(l SMTPLimits, store *redisstore.Store, concurrency int, backlog func() int) *smtpLimits {
@@ -101,7 +134,7 @@ func (w *Worker) sendEmail(ctx context.Context, msg *mail.Msg) (sent, error) {
 
 func (w *Worker) sendWithinLimits(ctx context.Context, msg *mail.Msg) error {
 	s := w.smtp
-	if d := s.limit.Blocked(ctx, s.key); d > 0 {
+	if d := s.blocked(ctx); d > 0 {
 		return relay.Limited(d, fmt.Errorf("the mail server asked every sender to wait; %v left", d.Round(time.Second)))
 	}
 	release := func() {}
@@ -140,7 +173,7 @@ func (w *Worker) sendWithinLimits(ctx context.Context, msg *mail.Msg) error {
 	if t.Quota {
 		most = mostQuotaBackoff
 	}
-	d := s.limit.Throttled(ctx, s.key, t.Backoff(), most)
+	d := s.throttled(ctx, t.Backoff(), most)
 	w.metrics.throttled.WithLabelValues(s.Server, throttleKind(t)).Inc()
 	w.log.Warn("the mail server throttles; every sender waits", "server", s.Server, "reply", t.Rule, "wait", d.String(), "err", err)
 	return relay.Limited(d, err)
