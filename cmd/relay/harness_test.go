@@ -186,6 +186,12 @@ func registrationFor(student, exam int) []byte {
 		"userGroup":{"objectId":"grp_1","name":"Cohort"}}`, student, student, student, exam, exam, exam))
 }
 
+// inAMonth moves a registrationFor's exam to a month from now.
+func inAMonth(body []byte) []byte {
+	day := time.Now().AddDate(0, 1, 0).UTC().Format(time.DateOnly)
+	return bytes.ReplaceAll(body, []byte("2026-12-14"), []byte(day))
+}
+
 // recipients counts the emails each address received.
 func recipients(msgs []relaytest.Message) map[string]int {
 	counts := map[string]int{}

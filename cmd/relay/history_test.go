@@ -180,8 +180,9 @@ func TestForgetLeavesNoTraceOfTheStudent(t *testing.T) {
 	h := newHarness(t, withBot(), withReminders(24*time.Hour), withDigest(worker.DigestWindow{Grace: time.Second, MaxDelay: 3 * time.Second, MaxSize: 100}))
 	// The student, and a classmate on the same exam who must stay.
 	const address = "Student1@Example.edu"
-	h.post(registrationFor(1, 0))
-	h.post(registrationFor(2, 0))
+	// A month away, whatever today is: the reminder is held in the queue.
+	h.post(inAMonth(registrationFor(1, 0)))
+	h.post(inAMonth(registrationFor(2, 0)))
 	h.smtp.WaitFor(t, 2, 10*time.Second)
 	h.slack.WaitFor(t, 1, 20*time.Second)
 	h.waitForHistoryCommand("email", address, 1)
