@@ -3,6 +3,7 @@ package tasks
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -95,10 +96,19 @@ func RetryFailed(in *asynq.Inspector, id string) error {
 
 // RetryAllFailed runs every archived task again and says how many.
 func RetryAllFailed(in *asynq.Inspector) (int, error) {
+	existing, err := in.Queues()
+	if err != nil {
+		return 0, err
+	}
 	total := 0
 	for queue := range Queues {
+		// asynq reports a queue never used (Teams, when it is off) with an
+		// error of its own here, not ErrQueueNotFound.
+		if !slices.Contains(existing, queue) {
+			continue
+		}
 		n, err := in.RunAllArchivedTasks(queue)
-		if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
+		if err != nil {
 			return total, err
 		}
 		total += n
