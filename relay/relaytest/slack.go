@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -59,40 +58,17 @@ type SlackPost struct {
 // channel, "no_text" with neither text nor blocks, "invalid_blocks" if
 // blocks is not JSON, and for chat.update "message_not_found" unless ts is
 // one this server gave out for that channel.
+//
+// RateLimit's Retry-After is in whole seconds, rounded up, at least 1
+// (the header cannot say less); a webhook that FailWith makes answer 404
+// has the body "no_service", like a deleted webhook.
 type Slack struct {
 	server *httptest.Server
+	standIn
 
-	mu       sync.Mutex
-	posts    []SlackPost
-	attempts int
-	faults   faultQueue
-	lastTS   int               // number of ts values given out
-	issued   map[string]string // ts -> channel, for chat.update
-}
-
-// fault is a refusal a stand-in gives instead of its answer.
-type fault struct {
-	status     int
-	retryAfter time.Duration // only for 429
-}
-
-// faultQueue is the refusals a stand-in gives its next requests, first
-// first. Its owner's lock guards it.
-type faultQueue []fault
-
-func (q *faultQueue) add(n int, f fault) {
-	for range n {
-		*q = append(*q, f)
-	}
-}
-
-func (q *faultQueue) next() (fault, bool) {
-	if len(*q) == 0 {
-		return fault{}, false
-	}
-	f := (*q)[0]
-	*q = (*q)[1:]
-	return f, true
+	posts  []SlackPost
+	lastTS int               // number of ts values given out
+	issued map[string]string // ts -> channel, for chat.update
 }
 
 // StartSlack starts a Slack stand-in that is closed when t ends.
@@ -126,32 +102,6 @@ func (s *Slack) Posts() []SlackPost {
 		out[i] = p
 	}
 	return out
-}
-
-// Attempts returns the number of requests received, refused ones included.
-func (s *Slack) Attempts() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts
-}
-
-// RateLimit makes the next n requests fail with HTTP 429 and a
-// Retry-After header of retryAfter in whole seconds, rounded up, at least
-// 1 (the header cannot say less).
-func (s *Slack) RateLimit(n int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.add(n, fault{status: http.StatusTooManyRequests, retryAfter: retryAfter})
-}
-
-// FailWith makes the next n requests fail with the HTTP status code. A
-// webhook that gets 404 has the body "no_service", like a deleted webhook.
-//
-// Faults from RateLimit and FailWith queue up in the order they were set.
-func (s *Slack) FailWith(n int, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.add(n, fault{status: status})
 }
 
 // WaitFor waits until at least n posts have been accepted and returns

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -32,11 +31,9 @@ func (p TeamsPost) Text() string { return strings.Join(p.Texts, "") }
 // can make it answer 429 or another status to the next requests.
 type Teams struct {
 	server *httptest.Server
+	standIn
 
-	mu       sync.Mutex
-	posts    []TeamsPost
-	attempts int
-	faults   faultQueue
+	posts []TeamsPost
 }
 
 // StartTeams starts a Teams stand-in that is closed when t ends.
@@ -59,27 +56,6 @@ func (s *Teams) Posts() []TeamsPost {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]TeamsPost(nil), s.posts...)
-}
-
-// Attempts is how many requests reached s, refused ones included.
-func (s *Teams) Attempts() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.attempts
-}
-
-// RateLimit makes the next n requests get 429 with Retry-After.
-func (s *Teams) RateLimit(n int, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.add(n, fault{status: http.StatusTooManyRequests, retryAfter: retryAfter})
-}
-
-// FailWith makes the next n requests get status.
-func (s *Teams) FailWith(n int, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.add(n, fault{status: status})
 }
 
 // WaitFor waits until at least n messages were accepted and returns them,
