@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -446,7 +445,7 @@ func startRelay(t *testing.T, redisURL string) *runningRelay {
 		"RELAY_REMINDER_BEFORE_OPEN=1h",
 	}
 	// Slack messages go to stdout, as does where the relay listens.
-	var stdout, logs syncBuffer
+	var stdout, logs relaytest.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -540,21 +539,4 @@ func (r *runningRelay) scrapeUntil(t *testing.T, want []string) exposition {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

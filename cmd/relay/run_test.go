@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,14 +52,14 @@ type process struct {
 	t      *testing.T
 	cancel context.CancelFunc
 	done   chan error
-	stdout *syncBuffer
+	stdout *relaytest.SyncBuffer
 	base   string // http://host:port
 }
 
 func start(t *testing.T, env map[string]string, args ...string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{t: t, cancel: cancel, done: make(chan error, 1), stdout: &syncBuffer{}}
+	p := &process{t: t, cancel: cancel, done: make(chan error, 1), stdout: &relaytest.SyncBuffer{}}
 	// Nothing of a test's is left in the working tree.
 	for _, k := range []string{"RELAY_SPOOL_DIR", "RELAY_OUTBOX_DIR"} {
 		if env[k] == "" {
@@ -312,24 +311,6 @@ func readExample(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// syncBuffer is a bytes.Buffer the relay writes to while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestServeHTTPSWithItsOwnCertificate(t *testing.T) {
