@@ -326,6 +326,13 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FreeAddr is a 127.0.0.1 address nothing listened on a moment ago: a
+// connection to it is refused, as to a service that is down.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
 // QuietRedisLogger discards go-redis's own log lines (one per failed dial),
 // for tests that stop Redis on purpose: redis.SetLogger(QuietRedisLogger{}).
 type QuietRedisLogger struct{}

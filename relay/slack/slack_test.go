@@ -2,7 +2,6 @@ package slack
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -50,14 +49,9 @@ func TestSlackErrorsAreClassified(t *testing.T) {
 
 func TestSlackWebhookErrorsDoNotQuoteTheURL(t *testing.T) {
 	// A port nothing listens on: a real connection refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := relaytest.FreeAddr(t)
 	hook := Webhook{URL: "http://" + addr + "/services/T0/B0/sekret-token", Client: http.DefaultClient}
-	err = hook.Post(context.Background(), "hello")
+	err := hook.Post(context.Background(), "hello")
 	if err == nil || relay.OutcomeOf(err) != relay.Retry {
 		t.Fatalf("Post = %v, want a temporary error", err)
 	}
