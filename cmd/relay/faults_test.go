@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,23 +187,8 @@ func waitDelivered(t *testing.T, f *fixture, want []int, timeout time.Duration) 
 		}
 		// The fan-out sends most emails itself; the email queue holds only
 		// those it handed over.
-		idle, state := true, ""
-		existing, _ := inspect.Queues()
-		for _, queue := range []string{tasks.QueueRegistrations, tasks.QueueEmail} {
-			if !slices.Contains(existing, queue) {
-				continue // nothing was ever queued there
-			}
-			q, err := inspect.GetQueueInfo(queue)
-			switch {
-			case err != nil:
-				idle = false
-				state += fmt.Sprintf("%s: %v; ", queue, err)
-				continue
-			}
-			idle = idle && q.Pending+q.Active+q.Scheduled+q.Retry == 0
-			state += fmt.Sprintf("%s: pending %d, active %d, scheduled %d, retry %d; ", queue, q.Pending, q.Active, q.Scheduled, q.Retry)
-		}
-		if missing == 0 && idle {
+		busy := queuesBusy(inspect, tasks.QueueRegistrations, tasks.QueueEmail)
+		if missing == 0 && busy == "" {
 			return got
 		}
 		if time.Now().After(deadline) {
@@ -213,7 +197,7 @@ func waitDelivered(t *testing.T, f *fixture, want []int, timeout time.Duration) 
 					t.Logf("waiting to retry: %s at %v after %d retries: %s", r.ID, r.NextProcessAt, r.Retried, r.LastErr)
 				}
 			}
-			t.Fatalf("after %v: %d of %d students without an email (%s)", timeout, missing, len(want), state)
+			t.Fatalf("after %v: %d of %d students without an email (queues: %s)", timeout, missing, len(want), busy)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

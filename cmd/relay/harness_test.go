@@ -266,23 +266,7 @@ func waitIdle(t testing.TB, inspect *asynq.Inspector, timeout time.Duration, que
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		busy := ""
-		existing, err := inspect.Queues()
-		if err != nil {
-			busy = err.Error()
-		}
-		for _, queue := range queues {
-			if !slices.Contains(existing, queue) {
-				continue // nothing was ever queued there
-			}
-			q, err := inspect.GetQueueInfo(queue)
-			switch {
-			case err != nil:
-				busy += fmt.Sprintf("%s: %v; ", queue, err)
-			case q.Pending+q.Active+q.Retry+q.Scheduled+q.Aggregating > 0:
-				busy += fmt.Sprintf("%s: pending %d, active %d, retry %d, scheduled %d, aggregating %d; ", queue, q.Pending, q.Active, q.Retry, q.Scheduled, q.Aggregating)
-			}
-		}
+		busy := queuesBusy(inspect, queues...)
 		if busy == "" {
 			return
 		}
@@ -291,6 +275,29 @@ func waitIdle(t testing.TB, inspect *asynq.Inspector, timeout time.Duration, que
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// queuesBusy says what the queues hold that is still to do, or "" when
+// they hold nothing.
+func queuesBusy(inspect *asynq.Inspector, queues ...string) string {
+	existing, err := inspect.Queues()
+	if err != nil {
+		return err.Error()
+	}
+	busy := ""
+	for _, queue := range queues {
+		if !slices.Contains(existing, queue) {
+			continue // nothing was ever queued there
+		}
+		q, err := inspect.GetQueueInfo(queue)
+		switch {
+		case err != nil:
+			busy += fmt.Sprintf("%s: %v; ", queue, err)
+		case q.Pending+q.Active+q.Retry+q.Scheduled+q.Aggregating > 0:
+			busy += fmt.Sprintf("%s: pending %d, active %d, retry %d, scheduled %d, aggregating %d; ", queue, q.Pending, q.Active, q.Retry, q.Scheduled, q.Aggregating)
+		}
+	}
+	return busy
 }
 
 // waitGone polls until a task is done: completed tasks are not kept.
