@@ -35,12 +35,10 @@ type delivery struct {
 	// delivery about no single student (a digest) in the sent marks.
 	mark    string
 	sentKey string
-	// unchecked says the ledger was read as the task began and holds no
-	// such delivery: deliver need not read it again.
-	unchecked bool
-	// first is the fan-out's own attempt at a confirmation: its failure
-	// goes to the email queue, which makes the rest, and its mark marks
-	// the fan-out done.
+	// first is the fan-out's own attempt at a confirmation: the fan-out
+	// has just read the ledger, which holds no such delivery; a failure
+	// goes to the email queue, which makes the rest; its mark marks the
+	// fan-out done.
 	first bool
 	reg   relay.Registration
 	route *relay.Route
@@ -134,7 +132,7 @@ func sentEmail(msg *mail.Msg) sent {
 // outcome, and returns the failure for the queue to act on.
 func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	attrs := d.logAttrs()
-	if !d.unchecked {
+	if !d.first {
 		already, outdated, err := w.delivered(ctx, d)
 		switch {
 		case err != nil:

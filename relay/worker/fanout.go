@@ -85,7 +85,7 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) (err error) {
 	// News for the student, and SwapSchedule read the ledger: nothing was
 	// sent about these dates. The email goes last, so that one write
 	// marks it sent and the fan-out done.
-	confirmation.unchecked, confirmation.first = true, true
+	confirmation.first = true
 	if err := w.deliver(ctx, confirmation); err != nil {
 		return w.handOver(ctx, reg, err)
 	}
