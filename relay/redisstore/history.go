@@ -142,11 +142,47 @@ return 0
 // Record keeps e, in one round trip. An entry that names neither a
 // student nor an exam could never be found, so it is not kept.
 func (h *History) Record(ctx context.Context, e HistoryEntry) error {
+	keys, args, err := h.recordArgs(e)
+	if err != nil || keys == nil {
+		return err
+	}
+	return recordScript.Run(ctx, h.store.rdb, keys, args...).Err()
+}
+
+// MarkAndRecord writes m to the ledger and keeps e, in one round trip:
+// what a worker does after every delivery. The mark is then tried again
+// as MarkDelivered tries it, if it must be; the entry is not, and its
+// failure comes second.
+func (h *History) MarkAndRecord(ctx context.Context, m Mark, e HistoryEntry) (markErr, recordErr error) {
+	keys, args, err := h.recordArgs(e)
+	if err != nil || keys == nil {
+		return h.store.writeMark(ctx, m), err
+	}
+	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	pipe := h.store.rdb.Pipeline()
+	markKeys, markArgs := m.args()
+	mark := markScript.EvalSha(writeCtx, pipe, markKeys, markArgs...)
+	record := recordScript.EvalSha(writeCtx, pipe, keys, args...)
+	_, _ = pipe.Exec(writeCtx) // each command's error is its own
+	if markErr = mark.Err(); markErr != nil {
+		markErr = h.store.writeMark(ctx, m)
+	}
+	if recordErr = record.Err(); redis.HasErrorPrefix(recordErr, "NOSCRIPT") {
+		// Redis restarted, or failed over, since the script last ran:
+		// nothing was written.
+		recordErr = recordScript.Run(writeCtx, h.store.rdb, keys, args...).Err()
+	}
+	return markErr, recordErr
+}
+
+// recordArgs are the keys and arguments of recordScript for e; no keys
+// when e is not to be kept.
+func (h *History) recordArgs(e HistoryEntry) (keys []string, args []any, err error) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
 	e.At = e.Time.UnixMilli()
-	var keys []string
 	student := studentTag(e.Email)
 	switch {
 	case e.Email != "":
@@ -160,18 +196,17 @@ func (h *History) Record(ctx context.Context, e HistoryEntry) error {
 	case e.Exam != "":
 		keys = append(keys, historyStaffKey(historyTag(e.Exam)))
 	default:
-		return nil
+		return nil, nil, nil
 	}
 	var raw bytes.Buffer
 	enc := json.NewEncoder(&raw)
 	// Message-IDs are <…>: as they are, not \u003c…\u003e.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(e); err != nil {
-		return err
+		return nil, nil, err
 	}
 	oldest := e.Time.Add(-h.retention).UnixMilli()
-	return recordScript.Run(ctx, h.store.rdb, keys,
-		bytes.TrimSpace(raw.Bytes()), e.At, oldest, h.retention.Milliseconds(), student).Err()
+	return keys, []any{bytes.TrimSpace(raw.Bytes()), e.At, oldest, h.retention.Milliseconds(), student}, nil
 }
 
 // Find is the entries for k, newest first, at most limit (0: all).

@@ -323,3 +323,42 @@ func TestHistoryEntryIsLean(t *testing.T) {
 		})
 	}
 }
+
+func TestMarkAndRecordWritesBothEvenAfterRedisForgotTheScripts(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	h := s.NewHistory(time.Hour)
+	reg := registration(time.Now().Add(30 * 24 * time.Hour).Truncate(time.Hour))
+	for i, flush := range []bool{false, true} {
+		if _, err := s.SwapSchedule(ctx, reg, fmt.Sprint("task-", i)); err != nil {
+			t.Fatal(err)
+		}
+		if flush {
+			// What a restarted or failed-over Redis knows of our scripts.
+			if err := s.rdb.ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e := HistoryEntry{Channel: "email", Kind: "confirmation", Status: HistorySent, Email: reg.User.Email, User: reg.User.ID, Exam: reg.Exam.ObjectID}
+		markErr, recordErr := h.MarkAndRecord(ctx, Mark{Reg: reg, Deliveries: []string{LedgerConfirmation}, FanOut: true}, e)
+		if markErr != nil || recordErr != nil {
+			t.Fatalf("flushed %v: mark %v, record %v", flush, markErr, recordErr)
+		}
+		if done, _, err := s.Delivered(ctx, reg, LedgerConfirmation); !done || err != nil {
+			t.Errorf("flushed %v: the confirmation's mark is not there (%v)", flush, err)
+		}
+		if done, _, _ := s.Delivered(ctx, reg, LedgerFannedOut); !done {
+			t.Errorf("flushed %v: the fan-out is not marked done", flush)
+		}
+		if n := s.rdb.Exists(ctx, claimKey(reg.SubjectID())).Val(); n != 0 {
+			t.Errorf("flushed %v: the fan-out's claim is still held", flush)
+		}
+		entries, err := h.Find(ctx, HistoryKey{HistoryByUser, reg.User.ID}, 0)
+		if err != nil || len(entries) != i+1 {
+			t.Errorf("flushed %v: %d entries for the student (%v), want %d", flush, len(entries), err, i+1)
+		}
+		if err := s.rdb.HDel(ctx, scheduleKey(reg.SubjectID()), LedgerConfirmation, LedgerFannedOut).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -219,20 +220,42 @@ return redis.call('HSET', KEYS[1], unpack(ARGV))
 // run again if Redis was away when it finished: so it keeps trying while
 // Redis comes back, for most of the task's 30 s lease.
 func (s *Store) MarkDelivered(ctx context.Context, reg relay.Registration, deliveries ...string) error {
-	return s.mark(ctx, reg, []string{scheduleKey(reg.SubjectID())}, deliveries)
+	return s.writeMark(ctx, Mark{Reg: reg, Deliveries: deliveries})
 }
 
 // MarkFannedOut records the fan-out of reg's dates as done, with the
 // deliveries it made, and ends its claim.
 func (s *Store) MarkFannedOut(ctx context.Context, reg relay.Registration, deliveries ...string) error {
-	return s.mark(ctx, reg, []string{scheduleKey(reg.SubjectID()), claimKey(reg.SubjectID())}, append(deliveries, LedgerFannedOut))
+	return s.writeMark(ctx, Mark{Reg: reg, Deliveries: deliveries, FanOut: true})
 }
 
-func (s *Store) mark(ctx context.Context, reg relay.Registration, keys, deliveries []string) error {
-	args := make([]any, 0, 2*len(deliveries))
-	for _, d := range deliveries {
-		args = append(args, d, ledgerID(reg))
+// A Mark says that Deliveries were made for Reg's dates; with FanOut, that
+// its fan-out is done too, which ends the fan-out's claim.
+type Mark struct {
+	Reg        relay.Registration
+	Deliveries []string
+	FanOut     bool
+}
+
+// args are markScript's keys and arguments for m.
+func (m Mark) args() (keys []string, args []any) {
+	subject := m.Reg.SubjectID()
+	keys = []string{scheduleKey(subject)}
+	deliveries := m.Deliveries
+	if m.FanOut {
+		keys = append(keys, claimKey(subject))
+		deliveries = append(slices.Clip(deliveries), LedgerFannedOut)
 	}
+	id := ledgerID(m.Reg)
+	args = make([]any, 0, 2*len(deliveries))
+	for _, d := range deliveries {
+		args = append(args, d, id)
+	}
+	return keys, args
+}
+
+func (s *Store) writeMark(ctx context.Context, m Mark) error {
+	keys, args := m.args()
 	return patiently(ctx, func(ctx context.Context) error {
 		return markScript.Run(ctx, s.rdb, keys, args...).Err()
 	})

@@ -156,10 +156,7 @@ func (w *Worker) deliver(ctx context.Context, d delivery) error {
 	if err == nil {
 		w.metrics.delivered(d.channel, relay.Sent)
 		w.log.Info("delivered", attrs...)
-		if err := w.markDelivered(ctx, d); err != nil {
-			w.log.Error("delivered but could not record it; a re-run would send again", append(attrs, "err", err)...)
-		}
-		w.record(ctx, d, redisstore.HistorySent, note)
+		w.markDelivered(ctx, d, note)
 		return nil
 	}
 	attrs = append(attrs, "err", err)
@@ -209,19 +206,37 @@ func (w *Worker) delivered(ctx context.Context, d delivery) (already, outdated b
 	return w.store.Delivered(ctx, d.reg, d.mark)
 }
 
-func (w *Worker) markDelivered(ctx context.Context, d delivery) error {
-	if d.mark == "" {
-		return w.store.MarkSent(ctx, d.sentKey)
+// markDelivered marks d delivered, so that no re-run sends it again, and
+// records it in the history: for a student, in one round trip.
+func (w *Worker) markDelivered(ctx context.Context, d delivery, note sent) {
+	var markErr error
+	switch {
+	case d.mark == "":
+		markErr = w.store.MarkSent(ctx, d.sentKey)
+		w.record(ctx, d, redisstore.HistorySent, note)
+	default:
+		var recordErr error
+		m := redisstore.Mark{Reg: d.reg, Deliveries: []string{d.mark}, FanOut: d.first}
+		markErr, recordErr = w.history.MarkAndRecord(ctx, m, w.historyEntry(d, redisstore.HistorySent, note))
+		if recordErr != nil {
+			w.log.Error("could not record the delivery in the history", "registration", d.reg.ID(), "err", recordErr)
+		}
 	}
-	if d.first {
-		return w.store.MarkFannedOut(ctx, d.reg, d.mark)
+	if markErr != nil {
+		w.log.Error("delivered but could not record it; a re-run would send again", append(d.logAttrs(), "err", markErr)...)
 	}
-	return w.store.MarkDelivered(ctx, d.reg, d.mark)
 }
 
 // record adds d's outcome to the history. The delivery stands whether or
 // not it is recorded: a failure is logged, not returned.
 func (w *Worker) record(ctx context.Context, d delivery, status string, note sent) {
+	e := w.historyEntry(d, status, note)
+	if err := w.history.Record(context.WithoutCancel(ctx), e); err != nil {
+		w.log.Error("could not record the delivery in the history", "registration", e.Registration, "err", err)
+	}
+}
+
+func (w *Worker) historyEntry(d delivery, status string, note sent) redisstore.HistoryEntry {
 	e := redisstore.HistoryEntry{
 		Time: w.now(), Channel: d.channel, Kind: d.kind, Status: status, Route: d.route.Name,
 		Exam: d.reg.Exam.ObjectID, ExamName: d.reg.Exam.Name, MessageID: note.messageID, Detail: note.reply,
@@ -231,9 +246,7 @@ func (w *Worker) record(ctx context.Context, d delivery, status string, note sen
 	} else {
 		e.Registration, e.Email, e.User = d.reg.ID(), d.reg.User.Email, d.reg.User.ID
 	}
-	if err := w.history.Record(context.WithoutCancel(ctx), e); err != nil {
-		w.log.Error("could not record the delivery in the history", "registration", e.Registration, "err", err)
-	}
+	return e
 }
 
 func taskID(ctx context.Context) string {
