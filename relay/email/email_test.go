@@ -233,3 +233,38 @@ func TestAMessageTheServerTookIsNotSentAgainWhenItHangsUp(t *testing.T) {
 		t.Errorf("%d messages over %d connections, want 3 over 3", n, c)
 	}
 }
+
+// A pooled connection costs no NOOP or RSET per message, so the pool must
+// find the ones the server closed in the meantime itself, and send
+// nothing twice.
+func TestPoolDialsAfreshWhenTheServerClosedAConnection(t *testing.T) {
+	tests := []struct {
+		name   string
+		option relaytest.SMTPOption
+		wait   time.Duration
+	}{
+		// The server says so (go-smtp: 421) and hangs up.
+		{"idle too long", relaytest.CloseIdleAfter(200 * time.Millisecond), 500 * time.Millisecond},
+		// The server answers the next MAIL with 421.
+		{"one message a connection", relaytest.HangUpAfter(1), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := relaytest.StartSMTP(t, tt.option)
+			server, _ := config.ParseSMTPURL(sink.URL())
+			pool := NewPool(server, 1, nil)
+			defer pool.Close()
+			for i := range 3 {
+				if i > 0 {
+					time.Sleep(tt.wait)
+				}
+				if err := pool.Send(context.Background(), testMessage(t, i)); err != nil {
+					t.Fatalf("message %d: %v", i, err)
+				}
+			}
+			if n, c := sink.Count(), sink.Connections(); n != 3 || c != 3 {
+				t.Errorf("%d messages over %d connections, want 3 over 3", n, c)
+			}
+		})
+	}
+}

@@ -15,6 +15,12 @@ import (
 
 // Pool keeps up to size connections open and reuses them: dialling,
 // TLS and AUTH per message would cost more than the message.
+//
+// A message costs four exchanges with the server: MAIL, RCPT, DATA and
+// the message. go-mail's NOOP before each message and RSET after it are
+// left out (RFC 5321 ends a mail transaction with its data): a connection
+// the server closed meanwhile is found out at MAIL, before anything was
+// sent, and dialled afresh.
 type Pool struct {
 	server config.SMTPServer
 	// tokens, with auth=xoauth2, gives what each connection logs in with.
@@ -45,8 +51,7 @@ func (p *Pool) Send(ctx context.Context, m *mail.Msg) error {
 		return classify(fmt.Errorf("smtp dial %s:%d: %w", p.server.Host, p.server.Port, err))
 	}
 	err = c.Send(m)
-	var sendErr *mail.SendError
-	if reused && errors.As(err, &sendErr) && sendErr.Reason == mail.ErrConnCheck {
+	if reused && closedBeforeSending(err) {
 		// The idle connection died (server timeout) before anything was
 		// sent on it: dial afresh, no risk of a double send.
 		_ = c.Close()
@@ -72,6 +77,18 @@ func (p *Pool) Send(ctx context.Context, m *mail.Msg) error {
 		_ = c.Close()
 	}
 	return nil
+}
+
+// closedBeforeSending is a failure of a reused connection before the
+// message went out: the server had closed it and did not answer MAIL, or
+// answered 421, closing it (as servers that cap a session's messages do).
+func closedBeforeSending(err error) bool {
+	var sendErr *mail.SendError
+	if !errors.As(err, &sendErr) {
+		return false
+	}
+	code := sendErr.ErrorCode()
+	return sendErr.Reason == mail.ErrConnCheck || sendErr.Reason == mail.ErrSMTPMailFrom && (code == 0 || code == 421)
 }
 
 func (p *Pool) get(ctx context.Context) (*mail.Client, bool, error) {
@@ -123,7 +140,7 @@ func loginRefused(err error) bool {
 // connect opens a connection and, when the URL has a user, logs in with
 // secret: the password, or with XOAUTH2 the access token.
 func (p *Pool) connect(ctx context.Context, secret string) (*mail.Client, error) {
-	opts := []mail.Option{mail.WithPort(p.server.Port), mail.WithTimeout(30 * time.Second)}
+	opts := []mail.Option{mail.WithPort(p.server.Port), mail.WithTimeout(30 * time.Second), mail.WithoutNoop(), mail.WithoutRset()}
 	switch p.server.TLS {
 	case config.TLSNone:
 		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))

@@ -2,6 +2,7 @@ package relaytest
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ type SMTPSink struct {
 	hangUpAfter int
 	// hangUpOnAccept closes a connection as soon as it took a message.
 	hangUpOnAccept bool
+	// idleTimeout, when above 0, closes a connection that sends nothing
+	// for that long.
+	idleTimeout time.Duration
 
 	mu           sync.Mutex
 	messages     []Message
@@ -74,10 +78,17 @@ func RequireXOAUTH2(valid func(user, token string) error) SMTPOption {
 // HangUpAfter makes the sink close a connection once it has taken n
 // messages on it, as servers that cap a session do, so the client has to
 // dial, and log in, again. It hangs up when the connection is idle, after
-// answering the RSET that go-mail sends after each message: a client that
-// had its message accepted is told so.
+// answering an RSET, or at the next MAIL, with 421: a client that had its
+// message accepted is told so.
 func HangUpAfter(n int) SMTPOption {
 	return func(s *SMTPSink) { s.hangUpAfter = n }
+}
+
+// CloseIdleAfter makes the sink close a connection that sends nothing for
+// d, as every server does after some time (Amazon SES after 10 s): a
+// client that keeps connections open must find out before it sends.
+func CloseIdleAfter(d time.Duration) SMTPOption {
+	return func(s *SMTPSink) { s.idleTimeout = d }
 }
 
 // StartSMTP starts an SMTPSink that is closed when t ends.
@@ -108,7 +119,7 @@ func StartSMTP(t testing.TB, options ...SMTPOption) *SMTPSink {
 	}
 	// Timeouts so that a client that hangs cannot keep the server's
 	// goroutines alive after the test.
-	srv.ReadTimeout = 30 * time.Second
+	srv.ReadTimeout = cmp.Or(s.idleTimeout, 30*time.Second)
 	srv.WriteTimeout = 30 * time.Second
 	// The server logs clients that hang up mid-command, which fault tests
 	// do on purpose; that noise says nothing about the test.
@@ -340,6 +351,10 @@ func (s *smtpSession) Auth(mech string) (sasl.Server, error) {
 func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	if s.sink.login != nil && s.username == "" {
 		return smtp.ErrAuthRequired
+	}
+	if s.sink.hangUpAfter > 0 && s.accepted >= s.sink.hangUpAfter {
+		s.conn.hangUp.Store(true)
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many messages on this connection, closing it"}
 	}
 	s.from = from
 	s.to = nil
