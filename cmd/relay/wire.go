@@ -193,7 +193,9 @@ func (p *relayProcess) startWorker() error {
 		return err
 	}
 	server := p.worker.NewServer(p.redis)
-	if err := server.Start(p.worker.Mux()); err != nil {
+	handler, stopHandler := p.worker.Handler()
+	p.onClose(stopHandler)
+	if err := server.Start(handler); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	// Shutdown waits for in-flight deliveries up to ShutdownTimeout and

@@ -131,8 +131,8 @@ func (w *Worker) SetRouting(r *relay.Routing) { w.routing.Store(r) }
 // Routing is the routing in use.
 func (w *Worker) Routing() *relay.Routing { return w.routing.Load() }
 
-// Mux routes each task type to its handler.
-func (w *Worker) Mux() *asynq.ServeMux {
+// mux routes each task type to its handler.
+func (w *Worker) mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.Use(w.archiveFailed)
 	mux.HandleFunc(tasks.TypeRegistration, w.fanOut)
