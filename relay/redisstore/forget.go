@@ -32,10 +32,19 @@ func (s *Store) Forget(ctx context.Context, address string, history *History) (F
 	var f Forgotten
 	tag := studentTag(address)
 	var err error
-	if f.SentMarks, err = s.deleteTagged(ctx, sentKey("*"), func(v string) bool { return strings.HasSuffix(v, " "+tag) }); err != nil {
+	if f.SentMarks, err = s.deleteTheirs(ctx, sentKey("*"), func(key string) (bool, error) {
+		v, err := s.rdb.Get(ctx, key).Result()
+		if errors.Is(err, redis.Nil) {
+			return false, nil // expired meanwhile
+		}
+		return strings.HasSuffix(v, " "+tag), err
+	}); err != nil {
 		return f, err
 	}
-	if f.Schedules, err = s.forgetLedgers(ctx, tag); err != nil {
+	if f.Schedules, err = s.deleteTheirs(ctx, scheduleKey("*"), func(key string) (bool, error) {
+		told, ok, err := s.readLedgerSchedule(ctx, key)
+		return ok && told.Student == tag, err
+	}); err != nil {
 		return f, err
 	}
 	if f.BoardItems, err = s.forgetOnBoards(ctx, address); err != nil {
@@ -45,46 +54,23 @@ func (s *Store) Forget(ctx context.Context, address string, history *History) (F
 	return f, err
 }
 
-// forgetLedgers deletes the student's ledgers: the dates they were told
-// and what was delivered to them.
-func (s *Store) forgetLedgers(ctx context.Context, tag string) (int, error) {
+// deleteTheirs deletes the keys matching pattern that theirs says are
+// the student's.
+func (s *Store) deleteTheirs(ctx context.Context, pattern string, theirs func(key string) (bool, error)) (int, error) {
 	deleted := 0
-	iter := s.rdb.Scan(ctx, 0, scheduleKey("*"), 500).Iterator()
+	iter := s.rdb.Scan(ctx, 0, pattern, 500).Iterator()
 	for iter.Next(ctx) {
-		told, ok, err := s.readLedgerSchedule(ctx, iter.Val())
+		ok, err := theirs(iter.Val())
 		if err != nil {
 			return deleted, err
 		}
-		if !ok || told.Student != tag {
+		if !ok {
 			continue
 		}
 		if err := s.rdb.Del(ctx, iter.Val()).Err(); err != nil {
 			return deleted, err
 		}
 		deleted++
-	}
-	return deleted, iter.Err()
-}
-
-// deleteTagged deletes the string keys matching pattern whose value is
-// one of the student's.
-func (s *Store) deleteTagged(ctx context.Context, pattern string, theirs func(string) bool) (int, error) {
-	deleted := 0
-	iter := s.rdb.Scan(ctx, 0, pattern, 500).Iterator()
-	for iter.Next(ctx) {
-		v, err := s.rdb.Get(ctx, iter.Val()).Result()
-		if errors.Is(err, redis.Nil) {
-			continue // expired meanwhile
-		}
-		if err != nil {
-			return deleted, err
-		}
-		if theirs(v) {
-			if err := s.rdb.Del(ctx, iter.Val()).Err(); err != nil {
-				return deleted, err
-			}
-			deleted++
-		}
 	}
 	return deleted, iter.Err()
 }
