@@ -114,8 +114,7 @@ func forgetIn(in *asynq.Inspector, queue Enqueuer, info *asynq.TaskInfo, address
 
 // allTasks lists every task of queue, in every state.
 func allTasks(in *asynq.Inspector, queue string) ([]*asynq.TaskInfo, error) {
-	var out []*asynq.TaskInfo
-	lists := []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+	lists := []lister{
 		in.ListPendingTasks, in.ListActiveTasks, in.ListScheduledTasks, in.ListRetryTasks, in.ListArchivedTasks, in.ListCompletedTasks,
 	}
 	groups, err := in.Groups(queue)
@@ -127,20 +126,13 @@ func allTasks(in *asynq.Inspector, queue string) ([]*asynq.TaskInfo, error) {
 			return in.ListAggregatingTasks(q, g.Group, opts...)
 		})
 	}
+	var out []*asynq.TaskInfo
 	for _, list := range lists {
-		for page := 1; ; page++ {
-			infos, err := list(queue, asynq.PageSize(500), asynq.Page(page))
-			if errors.Is(err, asynq.ErrQueueNotFound) {
-				break
-			}
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, infos...)
-			if len(infos) < 500 {
-				break
-			}
+		infos, err := listAll(list, queue)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, infos...)
 	}
 	return out, nil
 }

@@ -32,20 +32,12 @@ type FailedTask struct {
 func Failed(in *asynq.Inspector) ([]FailedTask, error) {
 	var out []FailedTask
 	for queue := range Queues {
-		for page := 1; ; page++ {
-			infos, err := in.ListArchivedTasks(queue, asynq.PageSize(500), asynq.Page(page))
-			if errors.Is(err, asynq.ErrQueueNotFound) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("list archived tasks in %s: %w", queue, err)
-			}
-			for _, info := range infos {
-				out = append(out, failedTask(info))
-			}
-			if len(infos) < 500 {
-				break
-			}
+		infos, err := listAll(in.ListArchivedTasks, queue)
+		if err != nil {
+			return nil, fmt.Errorf("list archived tasks in %s: %w", queue, err)
+		}
+		for _, info := range infos {
+			out = append(out, failedTask(info))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].FailedAt.After(out[j].FailedAt) })
@@ -156,27 +148,42 @@ type ScheduledReminder struct {
 // Scheduled lists the reminders waiting to be sent, soonest first.
 func Scheduled(in *asynq.Inspector) ([]ScheduledReminder, error) {
 	var out []ScheduledReminder
-	for page := 1; ; page++ {
-		infos, err := in.ListScheduledTasks(QueueEmail, asynq.PageSize(500), asynq.Page(page))
-		if errors.Is(err, asynq.ErrQueueNotFound) {
-			break
+	infos, err := listAll(in.ListScheduledTasks, QueueEmail)
+	if err != nil {
+		return nil, fmt.Errorf("list scheduled tasks: %w", err)
+	}
+	for _, info := range infos {
+		rem, err := ParseReminder(info.Payload)
+		if info.Type != TypeReminder || err != nil {
+			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list scheduled tasks: %w", err)
-		}
-		for _, info := range infos {
-			rem, err := ParseReminder(info.Payload)
-			if info.Type != TypeReminder || err != nil {
-				continue
-			}
-			u, e := rem.Registration.User, rem.Registration.Exam
-			out = append(out, ScheduledReminder{ID: info.ID, UserID: u.ID, Email: relay.MaskEmail(u.Email), ExamID: e.ObjectID,
-				ExamName: e.Name, Event: string(rem.Event), Before: rem.Before.String(), SendAt: info.NextProcessAt})
-		}
-		if len(infos) < 500 {
-			break
-		}
+		u, e := rem.Registration.User, rem.Registration.Exam
+		out = append(out, ScheduledReminder{ID: info.ID, UserID: u.ID, Email: relay.MaskEmail(u.Email), ExamID: e.ObjectID,
+			ExamName: e.Name, Event: string(rem.Event), Before: rem.Before.String(), SendAt: info.NextProcessAt})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].SendAt.Before(out[j].SendAt) })
 	return out, nil
+}
+
+// lister is one of asynq.Inspector's List…Tasks methods.
+type lister func(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+
+// listAll reads every page list gives for queue; a queue never used has
+// no tasks.
+func listAll(list lister, queue string) ([]*asynq.TaskInfo, error) {
+	const pageSize = 500
+	var out []*asynq.TaskInfo
+	for page := 1; ; page++ {
+		infos, err := list(queue, asynq.PageSize(pageSize), asynq.Page(page))
+		if errors.Is(err, asynq.ErrQueueNotFound) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, infos...)
+		if len(infos) < pageSize {
+			return out, nil
+		}
+	}
 }
