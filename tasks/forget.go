@@ -47,11 +47,6 @@ func Forget(in *asynq.Inspector, queue Enqueuer, address string, o Options) (For
 	return f, nil
 }
 
-// Enqueuer stores a task in the queue; *asynq.Client is one.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
-
 func forgetIn(in *asynq.Inspector, queue Enqueuer, info *asynq.TaskInfo, address string, o Options, f *ForgottenTasks) error {
 	theirs := func(r relay.Registration) bool { return strings.EqualFold(r.User.Email, address) }
 	var others *relay.Digest

@@ -6,6 +6,7 @@ package tasks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -63,6 +64,11 @@ func ChannelOf(taskType string) relay.Channel {
 		}
 	}
 	return ""
+}
+
+// Enqueuer stores a task in the queue; *asynq.Client is one.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
 }
 
 // Options are the settings every task carries. No task is kept once

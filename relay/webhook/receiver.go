@@ -13,11 +13,6 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// Enqueuer stores a task in the queue; *asynq.Client is one.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
-
 // ReplicaWaiter says whether enough Redis replicas hold a task just
 // stored; *redisstore.Replicas is one.
 type ReplicaWaiter interface {
@@ -28,7 +23,7 @@ type ReplicaWaiter interface {
 // only once the registration is stored, in Redis or in the fsynced spool:
 // Synap does not retry, so an answer is a promise.
 type Receiver struct {
-	queue    Enqueuer
+	queue    tasks.Enqueuer
 	replicas ReplicaWaiter
 	opts     tasks.Options
 	spool    *Spool
@@ -39,7 +34,7 @@ type Receiver struct {
 // ReceiverDeps is everything a Receiver needs; every field but Replicas
 // is required.
 type ReceiverDeps struct {
-	Queue Enqueuer
+	Queue tasks.Enqueuer
 	// Replicas, when set, must hold a registration before Redis alone is
 	// trusted with it; one they do not hold is spooled too.
 	Replicas ReplicaWaiter

@@ -2,7 +2,7 @@
 // into one task per channel, so that one channel's failure never repeats
 // another, and delivers each: the student's confirmation and reminders by
 // email, staff alerts and digests to Slack and Teams, each within what the
-// other side allows. Every handler returns the domain's outcomes; Mux
+// other side allows. Every handler returns the domain's outcomes; the mux
 // turns them into asynq's retry decisions.
 package worker
 
@@ -22,15 +22,10 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// Enqueuer stores a task in the queue; *asynq.Client is one.
-type Enqueuer interface {
-	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
-}
-
 // Deps is everything a Worker needs. Every pointer and interface is
 // required but Now; the zero Reminders, SMTP and DKIM mean none.
 type Deps struct {
-	Queue Enqueuer
+	Queue tasks.Enqueuer
 	// Inspector finds and replaces reminders held for old dates.
 	Inspector *asynq.Inspector
 	// Store keeps sent marks, the dates each student was told, today's
@@ -61,7 +56,7 @@ type Deps struct {
 // Worker handles the queue's tasks. Its routing can be swapped while it
 // runs.
 type Worker struct {
-	queue     Enqueuer
+	queue     tasks.Enqueuer
 	inspector *asynq.Inspector
 	store     *redisstore.Store
 	history   *redisstore.History
