@@ -23,13 +23,8 @@ func historyCommand(ctx context.Context, args []string, e env) error {
 	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
-	var keys []redisstore.HistoryKey
-	for _, k := range []redisstore.HistoryKey{{By: redisstore.HistoryByEmail, Value: *byEmail}, {By: redisstore.HistoryByUser, Value: *byUser}, {By: redisstore.HistoryByExam, Value: *byExam}} {
-		if k.Value != "" {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) != 1 {
+	key, ok := redisstore.OneHistoryKey(*byEmail, *byUser, *byExam)
+	if !ok {
 		return errors.New("usage: relay history (-email ADDR | -user ID | -exam ID) [-json]: give one of them")
 	}
 	cfg, rdb, err := loadWithRedis(ctx, *configPath, e, "relay history reads the history")
@@ -38,7 +33,7 @@ func historyCommand(ctx context.Context, args []string, e env) error {
 	}
 	defer rdb.Close()
 	history := redisstore.New(rdb, time.Duration(cfg.Retention)).NewHistory(time.Duration(cfg.History.Retention))
-	entries, err := history.Find(ctx, keys[0], *limit)
+	entries, err := history.Find(ctx, key, *limit)
 	if err != nil {
 		return err
 	}
@@ -49,7 +44,7 @@ func historyCommand(ctx context.Context, args []string, e env) error {
 		}
 		return printJSON(e.stdout, out)
 	}
-	printHistory(e.stdout, entries, cfg.Location(), keys[0])
+	printHistory(e.stdout, entries, cfg.Location(), key)
 	return nil
 }
 

@@ -91,6 +91,21 @@ const (
 	HistoryByExam  = "exam"
 )
 
+// OneHistoryKey is the key for the one of email, user id and exam id
+// given, or false when none or several are: a search asks by one.
+func OneHistoryKey(email, user, exam string) (HistoryKey, bool) {
+	var keys []HistoryKey
+	for _, k := range []HistoryKey{{HistoryByEmail, email}, {HistoryByUser, user}, {HistoryByExam, exam}} {
+		if k.Value != "" {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) != 1 {
+		return HistoryKey{}, false
+	}
+	return keys[0], true
+}
+
 // about says whether e is one of the entries k asks for. A list read for
 // k can hold others: the student's entries for other exams, or under
 // another user id.

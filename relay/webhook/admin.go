@@ -138,18 +138,7 @@ type search struct{ Email, User, Exam string }
 
 // key is the one field given, or false when none or several are.
 func (s search) key() (redisstore.HistoryKey, bool) {
-	var keys []redisstore.HistoryKey
-	for _, k := range []redisstore.HistoryKey{
-		{By: redisstore.HistoryByEmail, Value: s.Email}, {By: redisstore.HistoryByUser, Value: s.User}, {By: redisstore.HistoryByExam, Value: s.Exam},
-	} {
-		if k.Value != "" {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) != 1 {
-		return redisstore.HistoryKey{}, false
-	}
-	return keys[0], true
+	return redisstore.OneHistoryKey(s.Email, s.User, s.Exam)
 }
 
 type frontPage struct {
