@@ -283,7 +283,7 @@ func replication(ctx context.Context, rdb redis.UniversalClient, cfg config.Conf
 // sentinelProblem says plainly that a Sentinel refused the password.
 func sentinelProblem(err error) string {
 	if redis.IsAuthError(err) {
-		return "refused the password (WRONGPASS/NOAUTH): check sentinel_password in the URL, or the URL's password when sentinel_password is not given"
+		return "refused the password (WRONGPASS/NOAUTH): " + sentinelPasswordHint
 	}
 	return err.Error()
 }

@@ -83,12 +83,15 @@ func openRedis(_ context.Context, url string) (redis.UniversalClient, error) {
 func redisProblem(err error) error {
 	switch {
 	case redis.IsAuthError(err) && strings.Contains(err.Error(), "sentinel"):
-		return fmt.Errorf("RELAY_REDIS_URL: the Sentinels refused the password: check sentinel_password in the URL, or the URL's password when sentinel_password is not given (%w)", err)
+		return fmt.Errorf("RELAY_REDIS_URL: the Sentinels refused the password: %s (%w)", sentinelPasswordHint, err)
 	case redis.IsAuthError(err):
 		return fmt.Errorf("RELAY_REDIS_URL: Redis refused the password (WRONGPASS/NOAUTH): check the password in the URL (%w)", err)
 	}
 	return fmt.Errorf("RELAY_REDIS_URL: %w", err)
 }
+
+// sentinelPasswordHint is where a Sentinel's password comes from.
+const sentinelPasswordHint = "check sentinel_password in the URL, or the URL's password when sentinel_password is not given"
 
 // authBackoff holds back a caller whose command Redis refused for its
 // password. go-redis backs off between failed dials when Redis is away,
