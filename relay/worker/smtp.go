@@ -13,7 +13,6 @@ import (
 	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/relay/email"
 	"github.com/exam-relay/relay/relay/redisstore"
-	"github.com/exam-relay/relay/tasks"
 )
 
 // SMTPLimits are what the mail provider allows, shared by every worker on
@@ -60,10 +59,8 @@ type smtpLimits struct {
 	limit *redisstore.Limiter // the rate, and the holds after throttling
 	quota *redisstore.Quota   // nil: no daily limit
 
-	mu        sync.Mutex
-	warnedAt  time.Time // the last quota warning, once an hour
-	backlog   int
-	backlogAt time.Time
+	mu       sync.Mutex
+	warnedAt time.Time // the last quota warning, once an hour
 	// openUntil is when this process next asks Redis whether the server
 	// asked every sender to wait. Asking before every email cost a
 	// twentieth of a worker's time; a hold set by another process is
@@ -197,20 +194,4 @@ func (w *Worker) warnQuota(used int, wait time.Duration) {
 	}
 	s.warnedAt = time.Now()
 	w.log.Warn("daily sending limit reached; emails wait until it allows", "server", s.Server, "limit", s.DailyLimit, "used", used, "next_place_in", wait.Round(time.Second).String())
-}
-
-// emailBacklog is about how many emails wait to be sent, read from the
-// queue at most once a second.
-func (w *Worker) emailBacklog() int {
-	s := w.smtp
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if time.Since(s.backlogAt) < time.Second {
-		return s.backlog
-	}
-	if info, err := w.inspector.GetQueueInfo(tasks.QueueEmail); err == nil {
-		s.backlog = info.Pending + info.Retry + info.Active
-	}
-	s.backlogAt = time.Now()
-	return s.backlog
 }
