@@ -41,9 +41,15 @@ const (
 )
 
 // Queues, with the weight a worker gives each. Fanning registrations out
-// first keeps every channel fed during a burst.
+// first keeps every channel fed during a burst. asynq tries the queues in
+// a weighted random order, one script each, until one has a task: with
+// only registrations waiting, as in a burst, these weights try 1.35
+// queues per task where 3:2:1:1 tried 1.9. When every queue has tasks,
+// the email queue (retries, reminders) still comes first one turn in
+// seven, Slack and Teams one in fourteen each: none waits for a burst to
+// end.
 var Queues = map[string]int{
-	QueueRegistrations: 3,
+	QueueRegistrations: 10,
 	QueueEmail:         2,
 	QueueSlack:         1,
 	QueueTeams:         1,
