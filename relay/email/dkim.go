@@ -34,7 +34,10 @@ func (d DKIM) On() bool { return d.key != nil }
 // sign has m signed when it is written, for the domain of from (routes may
 // send from several).
 func (d DKIM) sign(m *mail.Msg, from string) {
-	if domain := fromDomain(from); d.On() && domain != "" {
+	if !d.On() {
+		return // without parsing the sender for nothing, once per email
+	}
+	if domain := fromDomain(from); domain != "" {
 		m.SetDKIM(mail.NewDKIMSigner(domain, d.Selector, d.key))
 	}
 }
