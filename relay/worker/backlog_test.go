@@ -50,7 +50,8 @@ func TestStaffPostsHandedBackComeBackSpreadOverTheQueue(t *testing.T) {
 			passed++
 		case relay.OutcomeOf(err) == relay.RateLimited:
 			handedBack++
-			// The next slot is under a second away.
+			// Less than a second is the next slot: where every busy
+			// post came back before.
 			if d := relay.RetryAfterOf(err); d < time.Second || d > 40*time.Second {
 				t.Errorf("handed back for %v with 40 digests ahead at 1/s", d)
 			}
