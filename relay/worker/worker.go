@@ -109,10 +109,8 @@ func NewWorker(d Deps) (*Worker, error) {
 		// registrations, 40 digests came back 163 times that way, each
 		// reading 500 students again, where spread they came back 45.
 		staffLimits: map[relay.Channel]*redisstore.Limiter{
-			relay.Slack: d.Store.NewLimiter("slack", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second,
-				Backlog: newBacklog(d.Inspector, tasks.QueueSlack).size}),
-			relay.Teams: d.Store.NewLimiter("teams", 1, time.Second, redisstore.LimiterOptions{Sleepers: 1, MaxSleep: 3 * time.Second,
-				Backlog: newBacklog(d.Inspector, tasks.QueueTeams).size}),
+			relay.Slack: staffLimiter(d, relay.Slack, tasks.QueueSlack),
+			relay.Teams: staffLimiter(d, relay.Teams, tasks.QueueTeams),
 		},
 	}
 	w.smtp = newSMTPLimits(d.SMTP, d.Store, d.Settings.Concurrency, newBacklog(d.Inspector, tasks.QueueEmail).size)
@@ -122,6 +120,14 @@ func NewWorker(d Deps) (*Worker, error) {
 	}
 	w.SetRouting(d.Routing)
 	return w, nil
+}
+
+// staffLimiter keeps the posts to each of channel's destinations, which
+// wait in queue, to one a second (its Redis keys are named after channel).
+func staffLimiter(d Deps, channel relay.Channel, queue string) *redisstore.Limiter {
+	return d.Store.NewLimiter(string(channel), 1, time.Second, redisstore.LimiterOptions{
+		Sleepers: 1, MaxSleep: 3 * time.Second, Backlog: newBacklog(d.Inspector, queue).size,
+	})
 }
 
 // SetRouting replaces the routes, templates and destinations at once:
