@@ -217,9 +217,9 @@ func (w *Worker) markDelivered(ctx context.Context, d delivery, note sent) {
 	default:
 		var recordErr error
 		m := redisstore.Mark{Reg: d.reg, Deliveries: []string{d.mark}, FanOut: d.first}
-		markErr, recordErr = w.history.MarkAndRecord(ctx, m, w.historyEntry(d, redisstore.HistorySent, note))
-		if recordErr != nil {
-			w.log.Error("could not record the delivery in the history", "registration", d.reg.ID(), "err", recordErr)
+		e := w.historyEntry(d, redisstore.HistorySent, note)
+		if markErr, recordErr = w.history.MarkAndRecord(ctx, m, e); recordErr != nil {
+			w.notRecorded(e, recordErr)
 		}
 	}
 	if markErr != nil {
@@ -232,8 +232,13 @@ func (w *Worker) markDelivered(ctx context.Context, d delivery, note sent) {
 func (w *Worker) record(ctx context.Context, d delivery, status string, note sent) {
 	e := w.historyEntry(d, status, note)
 	if err := w.history.Record(context.WithoutCancel(ctx), e); err != nil {
-		w.log.Error("could not record the delivery in the history", "registration", e.Registration, "err", err)
+		w.notRecorded(e, err)
 	}
+}
+
+// notRecorded logs an entry the history could not keep.
+func (w *Worker) notRecorded(e redisstore.HistoryEntry, err error) {
+	w.log.Error("could not record the delivery in the history", "registration", e.Registration, "err", err)
 }
 
 func (w *Worker) historyEntry(d delivery, status string, note sent) redisstore.HistoryEntry {
