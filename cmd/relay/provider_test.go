@@ -18,12 +18,14 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// mostInAnyWindow is the largest number of messages the sink accepted in
-// any window of length d.
+// mostInAnyWindow is the largest number of messages the sink saw begin
+// (MAIL FROM) in any window of length d. The beginning, not the
+// acceptance, is what the rate limiter spaces: a send on a new connection
+// dials and logs in first.
 func mostInAnyWindow(msgs []relaytest.Message, d time.Duration) int {
 	at := make([]time.Time, len(msgs))
 	for i, m := range msgs {
-		at[i] = m.At
+		at[i] = m.Began
 	}
 	sort.Slice(at, func(i, j int) bool { return at[i].Before(at[j]) })
 	most := 0
@@ -48,11 +50,17 @@ func TestTwoWorkersTogetherStayUnderTheSMTPRate(t *testing.T) {
 	if len(got) != n || duplicates(got) != 0 {
 		t.Errorf("%d students emailed, %d duplicates; want %d and 0", len(got), duplicates(got), n)
 	}
-	if most := mostInAnyWindow(msgs, time.Second); most > 5 {
-		t.Errorf("%d emails reached the server within one second; the rate is 5/s", most)
+	// Slots 200 ms apart put five sends in a second, and a sixth at its
+	// very end. Between a slot and the MAIL FROM are a Redis answer and a
+	// goroutine waking, on a machine running other tests: 100 ms is left
+	// for that, as for Slack's posts a second apart. Without the shared
+	// limit the 60 would come within a second; a limiter that allowed a
+	// burst of five on top of the rate let nine begin in 900 ms.
+	if most := mostInAnyWindow(msgs, 900*time.Millisecond); most > 5 {
+		t.Errorf("%d emails began within 900 ms; the rate is 5/s", most)
 	}
-	first, last := msgs[0].At, msgs[len(msgs)-1].At
-	t.Logf("%d emails in %v: %.2f/s; at most %d in any second", len(msgs), last.Sub(first).Round(time.Millisecond),
+	first, last := msgs[0].Began, msgs[len(msgs)-1].Began
+	t.Logf("%d emails in %v: %.2f/s; at most %d begun in any second", len(msgs), last.Sub(first).Round(time.Millisecond),
 		float64(len(msgs)-1)/last.Sub(first).Seconds(), mostInAnyWindow(msgs, time.Second))
 }
 

@@ -152,6 +152,11 @@ func TestSMTPSend(t *testing.T) {
 	if n := s.Connections(); n != 1 {
 		t.Errorf("Connections() = %d, want 1", n)
 	}
+	// The second began after the first was taken, and each before it
+	// was taken.
+	if m.Began.IsZero() || m.At.Before(m.Began) || msgs[1].Began.Before(m.At) || msgs[1].At.Before(msgs[1].Began) {
+		t.Errorf("message 0 began %v, taken %v; message 1 began %v, taken %v", m.Began, m.At, msgs[1].Began, msgs[1].At)
+	}
 
 	// Messages returns a copy.
 	msgs[0].To[0] = "changed"

@@ -23,6 +23,7 @@ type Message struct {
 	To       []string
 	Data     []byte    // as sent after DATA, headers included
 	Username string    // the user the client logged in as, "" if it did not
+	Began    time.Time // when the client began it (MAIL FROM), past any dial and login
 	At       time.Time // when the server accepted it
 }
 
@@ -310,6 +311,7 @@ type smtpSession struct {
 	username string // kept across messages: AUTH is per connection
 	from     string
 	to       []string
+	began    time.Time
 	// inMessage is true from MAIL to the end of the message.
 	inMessage bool
 	// accepted counts the messages taken on this connection.
@@ -358,6 +360,7 @@ func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
 	}
 	s.from = from
 	s.to = nil
+	s.began = time.Now()
 	s.inMessage = true
 	return nil
 }
@@ -392,6 +395,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 		To:       append([]string(nil), s.to...),
 		Data:     data,
 		Username: s.username,
+		Began:    s.began,
 		At:       time.Now(),
 	}
 	s.sink.mu.Lock()
