@@ -202,20 +202,38 @@ func DigestGroup(destination string, r relay.Registration) string {
 	return "digest:" + relay.Hash(destination, r.Portal.ID, r.Exam.ObjectID, r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339), closes)
 }
 
-// NewDigestTask gathers the items asynq aggregated for group, sorted, on
-// their channel. Items that cannot be read are left out: waiting will not
-// make them readable.
+// NewDigestTask gathers the items asynq aggregated for group. An item's
+// payload goes into the digest's as it is, not decoded and encoded again:
+// a digest of hundreds of students is made as often as it is sent.
+// Payloads that are not JSON are left out here, and items that do not
+// read as one when it is sent (ParseDigest): waiting will not make them
+// readable.
 func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, error) {
-	d := relay.Digest{Group: group}
-	channel := relay.Slack
-	for _, t := range items {
-		if item, err := decode[relay.DigestItem](t.Payload()); err == nil {
-			d.Items = append(d.Items, item)
-			channel = ChannelOf(t.Type())
-		}
+	name, err := json.Marshal(group)
+	if err != nil {
+		return nil, fmt.Errorf("encode digest group: %w", err)
 	}
-	relay.SortDigestItems(d.Items)
-	return newDigestTask(channel, d, o)
+	size := len(name) + 32
+	for _, t := range items {
+		size += len(t.Payload()) + 1
+	}
+	payload := bytes.NewBuffer(make([]byte, 0, size))
+	payload.WriteString(`{"group":`)
+	payload.Write(name)
+	payload.WriteString(`,"items":[`)
+	channel, n := relay.Slack, 0
+	for _, t := range items {
+		if !json.Valid(t.Payload()) {
+			continue
+		}
+		if n > 0 {
+			payload.WriteByte(',')
+		}
+		payload.Write(t.Payload())
+		channel, n = ChannelOf(t.Type()), n+1
+	}
+	payload.WriteString(`]}`)
+	return asynq.NewTask(staffTasks[channel].digest, payload.Bytes(), asynq.Queue(staffTasks[channel].queue), o.maxRetry()), nil
 }
 
 func newDigestTask(channel relay.Channel, d relay.Digest, o Options) (*asynq.Task, error) {
@@ -256,8 +274,28 @@ func ParseRegistration(payload []byte) (relay.Registration, error) {
 	return decode[relay.Registration](payload)
 }
 
-// ParseDigest reads a digest task's payload.
-func ParseDigest(payload []byte) (relay.Digest, error) { return decode[relay.Digest](payload) }
+// ParseDigest reads a digest task's payload, its items sorted. An item
+// that does not read as one is left out, not the whole digest.
+func ParseDigest(payload []byte) (relay.Digest, error) {
+	d, err := decode[relay.Digest](payload)
+	if err != nil {
+		var raw struct {
+			Group string            `json:"group"`
+			Items []json.RawMessage `json:"items"`
+		}
+		if json.Unmarshal(payload, &raw) != nil {
+			return d, err
+		}
+		d = relay.Digest{Group: raw.Group}
+		for _, b := range raw.Items {
+			if item, err := decode[relay.DigestItem](b); err == nil {
+				d.Items = append(d.Items, item)
+			}
+		}
+	}
+	relay.SortDigestItems(d.Items)
+	return d, nil
+}
 
 // ParseReminder reads a reminder task's payload.
 func ParseReminder(payload []byte) (relay.Reminder, error) { return decode[relay.Reminder](payload) }

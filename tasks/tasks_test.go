@@ -98,7 +98,10 @@ func TestDigestTaskSortsAndSkipsUnreadableItems(t *testing.T) {
 		}
 		items = append(items, item)
 	}
-	items = append(items, asynq.NewTask(TypeSlackDigestItem, []byte("{")))
+	// Not JSON, left out at once; JSON but not an item, left out when
+	// the digest is read.
+	items = append(items, asynq.NewTask(TypeSlackDigestItem, []byte("{")),
+		asynq.NewTask(TypeSlackDigestItem, []byte(`{"registration":"Eve"}`)))
 	task, err := NewDigestTask("digest:x", items, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,7 @@ import (
 func (w *Worker) aggregate(group string, items []*asynq.Task) *asynq.Task {
 	task, err := tasks.NewDigestTask(group, items, w.options)
 	if err != nil {
-		// Marshalling decoded JSON does not fail; if it ever does, an
+		// Encoding the group's name does not fail; if it ever does, an
 		// empty digest is logged and dropped rather than crashing asynq.
 		w.log.Error("digest: aggregate", "group", group, "err", err)
 		return asynq.NewTask(tasks.TypeSlackDigest, []byte(`{}`), asynq.Queue(tasks.QueueSlack))
