@@ -131,8 +131,12 @@ func TestSlack429HoldsEveryPostAndPostsStayASecondApart(t *testing.T) {
 		if p.At.Sub(start) < retryAfter {
 			t.Errorf("post %d at %v, before the Retry-After of %v", i, p.At.Sub(start), retryAfter)
 		}
-		// One post per second per destination, across all workers.
-		if i > 0 && p.At.Sub(posts[i-1].At) < 900*time.Millisecond {
+		// One post per second per destination, across all workers. The
+		// sink stamps a post when it arrives, after the render and the
+		// request: 200 ms is left for those on a machine running other
+		// tests. Without the shared limit the posts come milliseconds
+		// apart.
+		if i > 0 && p.At.Sub(posts[i-1].At) < 800*time.Millisecond {
 			t.Errorf("posts %d and %d only %v apart", i-1, i, p.At.Sub(posts[i-1].At))
 		}
 	}

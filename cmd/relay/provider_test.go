@@ -53,9 +53,9 @@ func TestTwoWorkersTogetherStayUnderTheSMTPRate(t *testing.T) {
 	// Slots 200 ms apart put five sends in a second, and a sixth at its
 	// very end. Between a slot and the MAIL FROM are a Redis answer and a
 	// goroutine waking, on a machine running other tests: 100 ms is left
-	// for that, as for Slack's posts a second apart. Without the shared
-	// limit the 60 would come within a second; a limiter that allowed a
-	// burst of five on top of the rate let nine begin in 900 ms.
+	// for that. Without the shared limit the 60 would come within a
+	// second; a limiter that allowed a burst of five on top of the rate
+	// let nine begin in 900 ms.
 	if most := mostInAnyWindow(msgs, 900*time.Millisecond); most > 5 {
 		t.Errorf("%d emails began within 900 ms; the rate is 5/s", most)
 	}
