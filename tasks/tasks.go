@@ -233,16 +233,21 @@ func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, e
 		channel, n = ChannelOf(t.Type()), n+1
 	}
 	payload.WriteString(`]}`)
-	return asynq.NewTask(staffTasks[channel].digest, payload.Bytes(), asynq.Queue(staffTasks[channel].queue), o.maxRetry()), nil
+	return digestTask(channel, payload.Bytes(), o), nil
 }
 
 func newDigestTask(channel relay.Channel, d relay.Digest, o Options) (*asynq.Task, error) {
-	t := staffTasks[channel]
 	payload, err := json.Marshal(d)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", t.digest, err)
+		return nil, fmt.Errorf("encode %s: %w", staffTasks[channel].digest, err)
 	}
-	return asynq.NewTask(t.digest, payload, asynq.Queue(t.queue), o.maxRetry()), nil
+	return digestTask(channel, payload, o), nil
+}
+
+// digestTask is a digest on channel, whoever made its payload.
+func digestTask(channel relay.Channel, payload []byte, o Options) *asynq.Task {
+	t := staffTasks[channel]
+	return asynq.NewTask(t.digest, payload, asynq.Queue(t.queue), o.maxRetry())
 }
 
 // NewReminderTask holds rem until rem.At. Once sent, its id is free for a
