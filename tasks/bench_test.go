@@ -3,9 +3,6 @@ package tasks
 import (
 	"fmt"
 	"testing"
-	"time"
-
-	"github.com/hibiken/asynq"
 
 	"github.com/exam-relay/relay/relay"
 )
@@ -20,23 +17,18 @@ func BenchmarkNewRegistrationTask(b *testing.B) {
 	}
 }
 
-// BenchmarkDigest500 is a digest's way through the worker, per item: the
-// aggregator gathers 500 items into a digest task, and its delivery reads
-// it.
+// BenchmarkDigest500 is a digest's way through the worker, per item: a
+// batch of 500 items becomes a digest task, and its delivery reads it.
 func BenchmarkDigest500(b *testing.B) {
 	r := example(b, "registration.json")
-	items := make([]*asynq.Task, 500)
+	items := make([][]byte, 500)
 	for i := range items {
 		r.User.Name, r.User.Email = fmt.Sprintf("Student %d", 500-i), fmt.Sprintf("s%d@example.edu", i)
-		item, err := NewDigestItemTask(relay.Destination{Channel: relay.Slack, Name: "slack-1"}, r, time.Now(), Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		items[i] = item
+		items[i] = digestItem(b, r)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		task, err := NewDigestTask("digest:x", items, Options{})
+		task, err := NewDigestBatchTask(relay.Slack, "digest:x", "b1", items, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

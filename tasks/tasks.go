@@ -24,8 +24,9 @@ const (
 	TypeEmail        = "email:confirmation"
 	TypeReminder     = "email:reminder"
 	TypeSlack        = "slack:alert"
-	// TypeSlackDigestItem is one registration waiting in its exam's asynq
-	// group; asynq's aggregator turns a group into one TypeSlackDigest.
+	// TypeSlackDigestItem was one registration waiting in its exam's asynq
+	// group, before the relay kept digests' items itself; asynq's
+	// aggregator still turns such a group into one TypeSlackDigest.
 	TypeSlackDigestItem = "slack:digest-item"
 	TypeSlackDigest     = "slack:digest"
 	TypeTeams           = "teams:alert"
@@ -176,24 +177,9 @@ func WebhookTaskID(webhookID string) string {
 	return TypeRegistration + ":webhook-id:" + relay.Hash(webhookID)
 }
 
-// NewDigestItemTask adds r to its exam's digest for destination, on the
-// destination's channel.
-func NewDigestItemTask(dest relay.Destination, r relay.Registration, receivedAt time.Time, o Options) (*asynq.Task, error) {
-	t := staffTasks[dest.Channel]
-	payload, err := json.Marshal(relay.DigestItem{Registration: r, Destination: dest.Name, ReceivedAt: receivedAt})
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", t.item, err)
-	}
-	return asynq.NewTask(t.item, payload,
-		asynq.TaskID(TaskID(t.item, r)),
-		asynq.Queue(t.queue),
-		asynq.Group(DigestGroup(dest.Name, r)),
-		o.maxRetry(),
-	), nil
-}
-
-// DigestGroup is the asynq group of a registration: one per destination
-// and exam (with its schedule, which the message shows).
+// DigestGroup names a registration's digest: one per destination and
+// exam (with its schedule, which the message shows). It was the asynq
+// group's name, and still is for items queued before.
 func DigestGroup(destination string, r relay.Registration) string {
 	closes := ""
 	if r.Exam.Schedule.CloseDate != nil {
@@ -202,38 +188,64 @@ func DigestGroup(destination string, r relay.Registration) string {
 	return "digest:" + relay.Hash(destination, r.Portal.ID, r.Exam.ObjectID, r.Exam.Schedule.OpenDate.UTC().Format(time.RFC3339), closes)
 }
 
-// NewDigestTask gathers the items asynq aggregated for group. An item's
-// payload goes into the digest's as it is, not decoded and encoded again:
-// a digest of hundreds of students is made as often as it is sent.
-// Payloads that are not JSON are left out here, and items that do not
-// read as one when it is sent (ParseDigest): waiting will not make them
-// readable.
+// NewDigestTask gathers the items asynq aggregated for group, queued
+// before the relay kept digests' items itself (redisstore.DigestBatch);
+// asynq still aggregates those.
 func NewDigestTask(group string, items []*asynq.Task, o Options) (*asynq.Task, error) {
+	channel := relay.Slack
+	payloads := make([][]byte, len(items))
+	for i, t := range items {
+		payloads[i], channel = t.Payload(), ChannelOf(t.Type())
+	}
+	payload, err := digestPayload(group, payloads)
+	if err != nil {
+		return nil, err
+	}
+	return digestTask(channel, payload, o), nil
+}
+
+// NewDigestBatchTask is the digest of a batch of group's items on
+// channel. Its id is the batch's: a batch handed over twice is queued
+// once, and posted once (the sent marks keep the id).
+func NewDigestBatchTask(channel relay.Channel, group, batch string, items [][]byte, o Options) (*asynq.Task, error) {
+	payload, err := digestPayload(group, items)
+	if err != nil {
+		return nil, err
+	}
+	return digestTask(channel, payload, o, asynq.TaskID(staffTasks[channel].digest+":"+batch)), nil
+}
+
+// digestPayload is a digest of group's items. An item's JSON goes into
+// the digest's as it is, not decoded and encoded again: a digest of
+// hundreds of students is made as often as it is sent. Items that are not
+// JSON are left out here, and items that do not read as one when it is
+// sent (ParseDigest): waiting will not make them readable.
+func digestPayload(group string, items [][]byte) ([]byte, error) {
 	name, err := json.Marshal(group)
 	if err != nil {
 		return nil, fmt.Errorf("encode digest group: %w", err)
 	}
 	size := len(name) + 32
-	for _, t := range items {
-		size += len(t.Payload()) + 1
+	for _, item := range items {
+		size += len(item) + 1
 	}
 	payload := bytes.NewBuffer(make([]byte, 0, size))
 	payload.WriteString(`{"group":`)
 	payload.Write(name)
 	payload.WriteString(`,"items":[`)
-	channel, n := relay.Slack, 0
-	for _, t := range items {
-		if !json.Valid(t.Payload()) {
+	n := 0
+	for _, item := range items {
+		if !json.Valid(item) {
 			continue
 		}
 		if n > 0 {
 			payload.WriteByte(',')
 		}
-		payload.Write(t.Payload())
-		channel, n = ChannelOf(t.Type()), n+1
+		payload.Write(item)
+		n++
 	}
 	payload.WriteString(`]}`)
-	return digestTask(channel, payload.Bytes(), o), nil
+	return payload.Bytes(), nil
 }
 
 func newDigestTask(channel relay.Channel, d relay.Digest, o Options) (*asynq.Task, error) {
@@ -245,9 +257,9 @@ func newDigestTask(channel relay.Channel, d relay.Digest, o Options) (*asynq.Tas
 }
 
 // digestTask is a digest on channel, whoever made its payload.
-func digestTask(channel relay.Channel, payload []byte, o Options) *asynq.Task {
+func digestTask(channel relay.Channel, payload []byte, o Options, opts ...asynq.Option) *asynq.Task {
 	t := staffTasks[channel]
-	return asynq.NewTask(t.digest, payload, asynq.Queue(t.queue), o.maxRetry())
+	return asynq.NewTask(t.digest, payload, append([]asynq.Option{asynq.Queue(t.queue), o.maxRetry()}, opts...)...)
 }
 
 // NewReminderTask holds rem until rem.At. Once sent, its id is free for a

@@ -88,23 +88,21 @@ func TestDigestGroupIsOnePerDestinationAndExam(t *testing.T) {
 }
 
 func TestDigestTaskSortsAndSkipsUnreadableItems(t *testing.T) {
-	var items []*asynq.Task
+	var items [][]byte
 	for _, name := range []string{"Zoë", "adam", "Béa"} {
 		r := example(t, "registration.json")
 		r.User.Name, r.User.Email = name, name+"@example.edu"
-		item, err := NewDigestItemTask(relay.Destination{Channel: relay.Slack, Name: "slack-1"}, r, time.Now(), Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		items = append(items, item)
+		items = append(items, digestItem(t, r))
 	}
 	// Not JSON, left out at once; JSON but not an item, left out when
 	// the digest is read.
-	items = append(items, asynq.NewTask(TypeSlackDigestItem, []byte("{")),
-		asynq.NewTask(TypeSlackDigestItem, []byte(`{"registration":"Eve"}`)))
-	task, err := NewDigestTask("digest:x", items, Options{})
+	items = append(items, []byte("{"), []byte(`{"registration":"Eve"}`))
+	task, err := NewDigestBatchTask(relay.Slack, "digest:x", "b1", items, Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if task.Type() != TypeSlackDigest {
+		t.Errorf("a Slack digest is a %s", task.Type())
 	}
 	d, err := ParseDigest(task.Payload())
 	if err != nil {
@@ -119,6 +117,30 @@ func TestDigestTaskSortsAndSkipsUnreadableItems(t *testing.T) {
 	}
 }
 
+// Items asynq's groups held before the relay kept digests' items itself
+// still become one digest, on their channel.
+func TestAsynqGroupItemsStillMakeADigest(t *testing.T) {
+	r := example(t, "registration.json")
+	item := asynq.NewTask(TypeTeamsDigestItem, digestItem(t, r))
+	digest, err := NewDigestTask("digest:x", []*asynq.Task{item, asynq.NewTask(TypeTeamsDigestItem, []byte("{"))}, Options{})
+	if err != nil || digest.Type() != TypeTeamsDigest {
+		t.Fatalf("a Teams digest item became %v (%v)", digest, err)
+	}
+	if d, err := ParseDigest(digest.Payload()); err != nil || len(d.Items) != 1 || d.Items[0].Registration.ID() != r.ID() {
+		t.Errorf("digest %+v (%v)", d, err)
+	}
+}
+
+// digestItem is r's line in a digest, as the fan-out stores it.
+func digestItem(t testing.TB, r relay.Registration) []byte {
+	t.Helper()
+	item, err := json.Marshal(relay.DigestItem{Registration: r, Destination: "slack-1", ReceivedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return item
+}
+
 func TestEachStaffChannelHasItsOwnTasksAndQueue(t *testing.T) {
 	r := example(t, "registration.json")
 	slack, _ := NewAlertTask(relay.Slack, r, Options{})
@@ -126,10 +148,9 @@ func TestEachStaffChannelHasItsOwnTasksAndQueue(t *testing.T) {
 	if slack.Type() != TypeSlack || teams.Type() != TypeTeams || ChannelOf(teams.Type()) != relay.Teams {
 		t.Errorf("alerts: %s and %s", slack.Type(), teams.Type())
 	}
-	item, _ := NewDigestItemTask(relay.Destination{Channel: relay.Teams, Name: "teams-1"}, r, time.Now(), Options{})
-	digest, err := NewDigestTask("digest:x", []*asynq.Task{item}, Options{})
-	if err != nil || item.Type() != TypeTeamsDigestItem || digest.Type() != TypeTeamsDigest {
-		t.Errorf("a Teams digest item %s became %s (%v)", item.Type(), digest.Type(), err)
+	digest, err := NewDigestBatchTask(relay.Teams, "digest:x", "b1", [][]byte{digestItem(t, r)}, Options{})
+	if err != nil || digest.Type() != TypeTeamsDigest {
+		t.Errorf("a Teams digest is %v (%v)", digest, err)
 	}
 	if _, ok := Queues[QueueTeams]; !ok {
 		t.Error("no worker serves the Teams queue")

@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/relay/relaytest"
-	"github.com/exam-relay/relay/relay/worker"
 )
 
 func TestBurstBecomesAHandfulOfDigestsThatCountEveryone(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withDigest(worker.DigestWindow{Grace: 2 * time.Second, MaxDelay: 10 * time.Second, MaxSize: 500}))
+	h := newHarness(t, withDigest(redisstore.DigestWindow{Grace: 2 * time.Second, MaxDelay: 10 * time.Second, MaxSize: 500}))
 	const n = 500
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -74,7 +74,7 @@ func TestBurstBecomesAHandfulOfDigestsThatCountEveryone(t *testing.T) {
 
 func TestDigestHonoursRetryAfterAndEscapesNames(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withDigest(worker.DigestWindow{Grace: time.Second, MaxDelay: 5 * time.Second, MaxSize: 100}))
+	h := newHarness(t, withDigest(redisstore.DigestWindow{Grace: time.Second, MaxDelay: 5 * time.Second, MaxSize: 100}))
 	const retryAfter = 3 * time.Second
 	h.slack.RateLimit(1, retryAfter)
 	hostile := []string{"<!channel>", "<@U0123>", "<https://evil.example|click me>", "Ann & Bob", "<!here|here>"}
@@ -119,7 +119,7 @@ func TestDigestHonoursRetryAfterAndEscapesNames(t *testing.T) {
 
 func TestSlack429HoldsEveryPostAndPostsStayASecondApart(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withDigest(worker.DigestWindow{Grace: time.Second, MaxDelay: 5 * time.Second, MaxSize: 100}))
+	h := newHarness(t, withDigest(redisstore.DigestWindow{Grace: time.Second, MaxDelay: 5 * time.Second, MaxSize: 100}))
 	const retryAfter = 3 * time.Second
 	h.slack.RateLimit(1, retryAfter)
 	start := time.Now()
@@ -144,7 +144,7 @@ func TestSlack429HoldsEveryPostAndPostsStayASecondApart(t *testing.T) {
 
 func TestBotUpdatesTodaysDigestForTheExamInsteadOfPostingAgain(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withBot(), withDigest(worker.DigestWindow{Grace: time.Second, MaxDelay: 3 * time.Second, MaxSize: 100}))
+	h := newHarness(t, withBot(), withDigest(redisstore.DigestWindow{Grace: time.Second, MaxDelay: 3 * time.Second, MaxSize: 100}))
 	for i := range 3 {
 		h.post(registrationFor(i, 7))
 	}
@@ -177,7 +177,7 @@ func TestBotUpdatesTodaysDigestForTheExamInsteadOfPostingAgain(t *testing.T) {
 
 func TestBurstLargerThanMaxSizeBecomesSeveralDigestsThatCountEveryone(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withDigest(worker.DigestWindow{Grace: 2 * time.Second, MaxDelay: 10 * time.Second, MaxSize: 40}))
+	h := newHarness(t, withDigest(redisstore.DigestWindow{Grace: 2 * time.Second, MaxDelay: 10 * time.Second, MaxSize: 40}))
 	const n = 150
 	for i := range n {
 		h.post(registrationFor(i, 1))

@@ -103,6 +103,7 @@ func printForgotten(e env, f forgotten) {
 		fmt.Fprintf(w, "  %-22s %d\n", "sent marks", f.Redis.SentMarks)
 	}
 	fmt.Fprintf(w, "  %-22s %d\n", "exams (dates told)", f.Redis.Schedules)
+	fmt.Fprintf(w, "  %-22s %d\n", "digests waiting", f.Redis.DigestItems)
 	fmt.Fprintf(w, "  %-22s %d\n", "digest message lists", f.Redis.BoardItems)
 	fmt.Fprintf(w, "  %-22s %d entries\n", "history", f.Redis.History)
 	if f.Spool >= 0 {

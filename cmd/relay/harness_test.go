@@ -18,9 +18,9 @@ import (
 
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/relay/webhook"
-	"github.com/exam-relay/relay/relay/worker"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -69,7 +69,7 @@ func withBot() harnessOption {
 
 // withDigest posts Slack digests gathered over window instead of one
 // message per registration.
-func withDigest(window worker.DigestWindow) harnessOption {
+func withDigest(window redisstore.DigestWindow) harnessOption {
 	return withConfig(func(c *config.Config) {
 		c.Slack.Mode = string(relay.ModeDigest)
 		c.Slack.Digest.Grace, c.Slack.Digest.MaxDelay = config.Duration(window.Grace), config.Duration(window.MaxDelay)

@@ -14,9 +14,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/relay/webhook"
-	"github.com/exam-relay/relay/relay/worker"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -177,7 +177,7 @@ func dumpRedis(t *testing.T, rdb *redis.Client) string {
 
 func TestForgetLeavesNoTraceOfTheStudent(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withBot(), withReminders(24*time.Hour), withDigest(worker.DigestWindow{Grace: time.Second, MaxDelay: 3 * time.Second, MaxSize: 100}))
+	h := newHarness(t, withBot(), withReminders(24*time.Hour), withDigest(redisstore.DigestWindow{Grace: time.Second, MaxDelay: 3 * time.Second, MaxSize: 100}))
 	// The student, and a classmate on the same exam who must stay.
 	const address = "Student1@Example.edu"
 	// A month away, whatever today is: the reminder is held in the queue.

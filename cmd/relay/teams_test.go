@@ -11,8 +11,8 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/relay/relaytest"
-	"github.com/exam-relay/relay/relay/worker"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -20,7 +20,7 @@ var cardCount = regexp.MustCompile(`^(\d+) students?$`)
 
 func TestTeamsAndSlackEachGetOneDigestPerExamCountingEveryone(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, withDigest(worker.DigestWindow{Grace: time.Second, MaxDelay: 5 * time.Second, MaxSize: 100}), withTeams(relay.ModeDigest))
+	h := newHarness(t, withDigest(redisstore.DigestWindow{Grace: time.Second, MaxDelay: 5 * time.Second, MaxSize: 100}), withTeams(relay.ModeDigest))
 	const n = 60 // 30 an exam: the card names 25 "…and 5 more"
 	for i := range n {
 		if code, resp := h.post(registrationFor(i, i%2)); code != 202 {

@@ -180,7 +180,7 @@ func (p *relayProcess) startWorker() error {
 			Concurrency:     cfg.Worker.Concurrency,
 			ShutdownTimeout: time.Duration(cfg.Worker.ShutdownTimeout),
 			RetrySchedule:   cfg.Worker.RetrySchedule.Std(),
-			Digest: worker.DigestWindow{
+			Digest: redisstore.DigestWindow{
 				Grace:    time.Duration(cfg.Slack.Digest.Grace),
 				MaxDelay: time.Duration(cfg.Slack.Digest.MaxDelay),
 				MaxSize:  cfg.Slack.Digest.MaxSize,
@@ -201,6 +201,10 @@ func (p *relayProcess) startWorker() error {
 	// Shutdown waits for in-flight deliveries up to ShutdownTimeout and
 	// hands the rest back to the queue.
 	p.onClose(server.Shutdown)
+	digestsCtx, stopDigests := context.WithCancel(context.Background())
+	digestsDone := make(chan struct{})
+	go func() { p.worker.RunDigests(digestsCtx); close(digestsDone) }()
+	p.onClose(func() { stopDigests(); <-digestsDone })
 	return nil
 }
 

@@ -21,12 +21,16 @@ type Forgotten struct {
 	// BoardItems are the student's lines removed from today's digest
 	// messages the relay remembers (the Slack messages themselves stay).
 	BoardItems int `json:"digestBoardItems"`
-	History    int `json:"historyEntries"`
+	// DigestItems are the student's lines removed from the digests
+	// waiting to be posted.
+	DigestItems int `json:"digestItems"`
+	History     int `json:"historyEntries"`
 }
 
 // Forget removes what the store holds about the student with address: their
 // ledgers (the dates they were told, what was sent to them), their place
-// in today's digest messages, and their history. It reads every key of the
+// in the digests waiting and in today's digest messages, and their
+// history. It reads every key of the
 // relay's own, which is slow on a big Redis but is a rare request.
 func (s *Store) Forget(ctx context.Context, address string, history *History) (Forgotten, error) {
 	var f Forgotten
@@ -45,6 +49,9 @@ func (s *Store) Forget(ctx context.Context, address string, history *History) (F
 		told, ok, err := s.readLedgerSchedule(ctx, key)
 		return ok && told.Student == tag, err
 	}); err != nil {
+		return f, err
+	}
+	if f.DigestItems, err = s.forgetInDigests(ctx, address); err != nil {
 		return f, err
 	}
 	if f.BoardItems, err = s.forgetOnBoards(ctx, address); err != nil {

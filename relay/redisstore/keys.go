@@ -27,6 +27,22 @@ func boardLockKey(destination, group, day string) string {
 	return boardKey(destination, group, day) + ":lock"
 }
 
+// digestsKey indexes the digests with items or a batch waiting, by
+// member "channel group", scored by when the first item came
+// (digests.go); digestLastKey holds, by member, when the last came.
+const (
+	digestsKey    = prefix + "digests"
+	digestLastKey = prefix + "digests:last"
+)
+
+// digestItemsKey holds a digest's items, oldest first; member is its
+// name in digestsKey.
+func digestItemsKey(member string) string { return prefix + "digest-items:" + member }
+
+// digestBatchKey holds the batch cut from a digest's items until the
+// queue has it: its id, then its items.
+func digestBatchKey(member string) string { return prefix + "digest-batch:" + member }
+
 // blockedKey holds every post to a destination while it asked to wait.
 func blockedKey(scope, destination string) string {
 	return prefix + scope + "-blocked:" + destination

@@ -208,11 +208,32 @@ func (s *Store) Delivered(ctx context.Context, reg relay.Registration, delivery 
 
 // markScript records deliveries in a ledger that exists: one erased or
 // expired meanwhile is not brought back without its schedule and expiry.
-// KEYS[2], when given, is a claim to end.
+// When the fan-out's own mark is new, it adds the fan-out's digest items
+// too: once, however often the fan-out runs.
+//
+// KEYS[1] the ledger; KEYS[2] a claim to end, or the ledger again for
+// none; with digest items, KEYS[3] the digests' index, KEYS[4] their last
+// items' times and a list per item. ARGV[1] is the number of ledger
+// fields and values that follow it; with digest items, then the fan-out's
+// field and value, the time now (Unix ms), and each item's digest (its
+// index member) and the item.
 var markScript = redis.NewScript(`
-if KEYS[2] then redis.call('DEL', KEYS[2]) end
+if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSET', KEYS[1], unpack(ARGV))
+local n = tonumber(ARGV[1])
+local fresh = #KEYS > 4 and redis.call('HGET', KEYS[1], ARGV[n + 2]) ~= ARGV[n + 3]
+local set = 0
+if n > 0 then set = redis.call('HSET', KEYS[1], unpack(ARGV, 2, n + 1)) end
+if fresh then
+  local now = ARGV[n + 4]
+  for i = 5, #KEYS do
+    local member = ARGV[n + 5 + 2 * (i - 5)]
+    redis.call('RPUSH', KEYS[i], ARGV[n + 6 + 2 * (i - 5)])
+    redis.call('ZADD', KEYS[3], 'NX', now, member)
+    redis.call('HSET', KEYS[4], member, now)
+  end
+end
+return set
 `)
 
 // MarkDelivered records the deliveries as made for reg's dates. A lost
@@ -224,32 +245,44 @@ func (s *Store) MarkDelivered(ctx context.Context, reg relay.Registration, deliv
 }
 
 // MarkFannedOut records the fan-out of reg's dates as done, with the
-// deliveries it made, and ends its claim.
-func (s *Store) MarkFannedOut(ctx context.Context, reg relay.Registration, deliveries ...string) error {
-	return s.writeMark(ctx, Mark{Reg: reg, Deliveries: deliveries, FanOut: true})
+// deliveries it made, ends its claim, and adds its digest items.
+func (s *Store) MarkFannedOut(ctx context.Context, reg relay.Registration, digests []DigestItem, deliveries ...string) error {
+	return s.writeMark(ctx, Mark{Reg: reg, Deliveries: deliveries, FanOut: true, Digests: digests})
 }
 
 // A Mark says that Deliveries were made for Reg's dates; with FanOut, that
-// its fan-out is done too, which ends the fan-out's claim.
+// its fan-out is done too, which ends the fan-out's claim and adds its
+// Digests' items.
 type Mark struct {
 	Reg        relay.Registration
 	Deliveries []string
 	FanOut     bool
+	Digests    []DigestItem
 }
 
 // args are markScript's keys and arguments for m.
 func (m Mark) args() (keys []string, args []any) {
 	subject := m.Reg.SubjectID()
-	keys = []string{scheduleKey(subject)}
+	keys = []string{scheduleKey(subject), scheduleKey(subject)}
 	deliveries := m.Deliveries
 	if m.FanOut {
-		keys = append(keys, claimKey(subject))
+		keys[1] = claimKey(subject)
 		deliveries = append(slices.Clip(deliveries), LedgerFannedOut)
 	}
 	id := ledgerID(m.Reg)
-	args = make([]any, 0, 2*len(deliveries))
+	args = make([]any, 0, 1+2*len(deliveries)+3+2*len(m.Digests))
+	args = append(args, 2*len(deliveries))
 	for _, d := range deliveries {
 		args = append(args, d, id)
+	}
+	if !m.FanOut || len(m.Digests) == 0 {
+		return keys, args
+	}
+	keys = append(keys, digestsKey, digestLastKey)
+	args = append(args, LedgerFannedOut, id, time.Now().UnixMilli())
+	for _, d := range m.Digests {
+		keys = append(keys, digestItemsKey(d.member()))
+		args = append(args, d.member(), d.Item)
 	}
 	return keys, args
 }

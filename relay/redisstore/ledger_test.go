@@ -69,7 +69,7 @@ func TestLedgerKnowsWhatWasDeliveredForWhichDates(t *testing.T) {
 	if done, outdated, err := s.Delivered(ctx, a, LedgerConfirmation); err != nil || done || outdated {
 		t.Fatalf("before the send: done %v outdated %v err %v", done, outdated, err)
 	}
-	if err := s.MarkFannedOut(ctx, a, LedgerConfirmation); err != nil {
+	if err := s.MarkFannedOut(ctx, a, nil, LedgerConfirmation); err != nil {
 		t.Fatal(err)
 	}
 	if done, _, _ := s.Delivered(ctx, a, LedgerConfirmation); !done {
@@ -102,7 +102,7 @@ func TestLedgerKnowsWhatWasDeliveredForWhichDates(t *testing.T) {
 	if done, _, _ := s.Delivered(ctx, b, LedgerConfirmation); done {
 		t.Error("a mark for the old dates reads as the new dates' confirmation")
 	}
-	if err := s.MarkFannedOut(ctx, b); err != nil {
+	if err := s.MarkFannedOut(ctx, b, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.rdb.DBSize(ctx).Val(); n != 1 {
@@ -132,7 +132,7 @@ func TestOneTaskAtATimeFansOutARegistration(t *testing.T) {
 	if told, _ := s.SwapSchedule(ctx, reg, "task-2", LedgerFannedOut); told.Busy || told.Delivered[LedgerFannedOut] {
 		t.Errorf("second after the first stopped short: %+v, want its turn", told)
 	}
-	if err := s.MarkFannedOut(ctx, reg); err != nil {
+	if err := s.MarkFannedOut(ctx, reg, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Once done, a repeat is told so whoever asks, and claims nothing.
@@ -187,7 +187,7 @@ func TestMarksDoNotBringBackAnErasedLedger(t *testing.T) {
 	if _, err := s.Forget(ctx, reg.User.Email, s.NewHistory(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkFannedOut(ctx, reg, LedgerConfirmation); err != nil {
+	if err := s.MarkFannedOut(ctx, reg, nil, LedgerConfirmation); err != nil {
 		t.Fatal(err)
 	}
 	if keys := s.rdb.Keys(ctx, "*").Val(); len(keys) != 0 {

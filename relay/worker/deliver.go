@@ -40,8 +40,11 @@ type delivery struct {
 	// goes to the email queue, which makes the rest; its mark marks the
 	// fan-out done.
 	first bool
-	reg   relay.Registration
-	route *relay.Route
+	// digests are the fan-out's digest items, added when its mark is
+	// written.
+	digests []redisstore.DigestItem
+	reg     relay.Registration
+	route   *relay.Route
 	// digest is set for a staff digest: the history records it under the
 	// exam, not under one student.
 	digest *relay.Digest
@@ -216,7 +219,7 @@ func (w *Worker) markDelivered(ctx context.Context, d delivery, note sent) {
 		w.record(ctx, d, redisstore.HistorySent, note)
 	default:
 		var recordErr error
-		m := redisstore.Mark{Reg: d.reg, Deliveries: []string{d.mark}, FanOut: d.first}
+		m := redisstore.Mark{Reg: d.reg, Deliveries: []string{d.mark}, FanOut: d.first, Digests: d.digests}
 		e := w.historyEntry(d, redisstore.HistorySent, note)
 		if markErr, recordErr = w.history.MarkAndRecord(ctx, m, e); recordErr != nil {
 			w.notRecorded(e, recordErr)

@@ -14,8 +14,46 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// aggregate is the asynq GroupAggregator: the registrations gathered for
-// one exam become one digest task.
+// RunDigests hands the digests that are due to the queue, each second,
+// until ctx ends. Every worker process runs it: a batch is cut once, and
+// one cut by a worker that stopped before handing it over is handed over
+// by the next.
+func (w *Worker) RunDigests(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if err := w.handOverDigests(ctx); err != nil && ctx.Err() == nil {
+			w.log.Warn("digests: will try again in a second", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// handOverDigests queues a digest task for each digest due.
+func (w *Worker) handOverDigests(ctx context.Context) error {
+	batches, err := w.store.DueDigests(ctx, w.now(), w.settings.Digest)
+	for _, b := range batches {
+		task, err := tasks.NewDigestBatchTask(b.Channel, b.Group, b.ID, b.Items, w.options)
+		if err != nil {
+			return err
+		}
+		if err := w.enqueue(ctx, task); err != nil {
+			return err
+		}
+		if err := w.store.HandedOver(ctx, b); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// aggregate is the asynq GroupAggregator for the digest items asynq's
+// groups held before the relay kept them itself: the registrations
+// gathered for one exam become one digest task.
 func (w *Worker) aggregate(group string, items []*asynq.Task) *asynq.Task {
 	task, err := tasks.NewDigestTask(group, items, w.options)
 	if err != nil {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -49,13 +50,18 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) (err error) {
 		}
 	}()
 
+	// Staff alerts are tasks of their own; digest items are added with
+	// the fan-out's mark, which adds them once however often it runs.
 	for _, dest := range route.Staff() {
-		var task *asynq.Task
-		if dest.Mode == relay.ModeEach {
-			task, err = tasks.NewAlertTask(dest.Channel, reg, w.options)
-		} else {
-			task, err = tasks.NewDigestItemTask(dest, reg, w.now(), w.options)
+		if dest.Mode != relay.ModeEach {
+			item, err := newDigestItem(dest, reg, w.now())
+			if err != nil {
+				return relay.Permanent(err)
+			}
+			confirmation.digests = append(confirmation.digests, item)
+			continue
 		}
+		task, err := tasks.NewAlertTask(dest.Channel, reg, w.options)
 		if err != nil {
 			return relay.Permanent(err)
 		}
@@ -66,7 +72,7 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) (err error) {
 	switch {
 	case !route.Email:
 		w.record(ctx, confirmation, redisstore.HistorySkipped, sent{reply: "route " + route.Name + " sends no email"})
-		return w.markFannedOut(ctx, reg)
+		return w.markFannedOut(ctx, reg, confirmation.digests)
 	case w.reminders.On():
 		if err := w.scheduleReminders(ctx, reg); err != nil {
 			return err
@@ -76,29 +82,38 @@ func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) (err error) {
 	case told.Delivered[redisstore.LedgerConfirmation]:
 		// A re-run of a fan-out whose worker stopped after the email.
 		w.alreadyDelivered(ctx, confirmation)
-		return w.markFannedOut(ctx, reg)
+		return w.markFannedOut(ctx, reg, confirmation.digests)
 	case told.Same:
 		// A re-run of a fan-out that stopped short: it may have handed the
 		// email over already, and the queue's task id admits one.
-		return w.handOver(ctx, reg, nil)
+		return w.handOver(ctx, reg, confirmation.digests, nil)
 	}
 	// News for the student, and SwapSchedule read the ledger: nothing was
 	// sent about these dates. The email goes last, so that one write
 	// marks it sent and the fan-out done.
 	confirmation.first = true
 	if err := w.deliver(ctx, confirmation); err != nil {
-		return w.handOver(ctx, reg, err)
+		return w.handOver(ctx, reg, confirmation.digests, err)
 	}
 	return nil
 }
 
+// newDigestItem is reg's line in its exam's digest for dest.
+func newDigestItem(dest relay.Destination, reg relay.Registration, receivedAt time.Time) (redisstore.DigestItem, error) {
+	item, err := json.Marshal(relay.DigestItem{Registration: reg, Destination: dest.Name, ReceivedAt: receivedAt})
+	if err != nil {
+		return redisstore.DigestItem{}, fmt.Errorf("encode a %s digest item: %w", dest.Channel, err)
+	}
+	return redisstore.DigestItem{Channel: dest.Channel, Group: tasks.DigestGroup(dest.Name, reg), Item: item}, nil
+}
+
 // handOver gives a confirmation the fan-out did not send to the email
-// queue, and marks the fan-out done. The task runs at once when the email
+// queue, and marks the fan-out done, adding its digest items. The task runs at once when the email
 // was not tried or must wait its turn (it then waits as the limits say,
 // with the other emails that wait); after the retry schedule's first wait
 // when the attempt failed, which it counts; and archives itself, unsent,
 // when the attempt failed for good.
-func (w *Worker) handOver(ctx context.Context, reg relay.Registration, failure error) error {
+func (w *Worker) handOver(ctx context.Context, reg relay.Registration, digests []redisstore.DigestItem, failure error) error {
 	tried, refused, opts := 0, "", []asynq.Option(nil)
 	switch {
 	case failure == nil:
@@ -121,7 +136,7 @@ func (w *Worker) handOver(ctx context.Context, reg relay.Registration, failure e
 	if err := w.enqueue(ctx, task, opts...); err != nil {
 		return err
 	}
-	return w.markFannedOut(ctx, reg)
+	return w.markFannedOut(ctx, reg, digests)
 }
 
 // refusedMark is in the ledger from the fan-out's attempt at a
@@ -147,8 +162,8 @@ func (w *Worker) enqueue(ctx context.Context, task *asynq.Task, opts ...asynq.Op
 	return nil
 }
 
-func (w *Worker) markFannedOut(ctx context.Context, reg relay.Registration) error {
-	if err := w.store.MarkFannedOut(ctx, reg); err != nil {
+func (w *Worker) markFannedOut(ctx context.Context, reg relay.Registration, digests []redisstore.DigestItem) error {
+	if err := w.store.MarkFannedOut(ctx, reg, digests); err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -19,15 +20,8 @@ type Settings struct {
 	ShutdownTimeout time.Duration
 	// RetrySchedule is the wait before each retry; the last one repeats.
 	RetrySchedule []time.Duration
-	// Digest is when asynq hands a group of digest items over.
-	Digest DigestWindow
-}
-
-// DigestWindow is when asynq hands a group of digest items over: once no
-// item came for Grace, or MaxDelay after the first, or at MaxSize items.
-type DigestWindow struct {
-	Grace, MaxDelay time.Duration
-	MaxSize         int
+	// Digest is when a digest's items are posted.
+	Digest redisstore.DigestWindow
 }
 
 // NewServer is the asynq server that runs w's tasks from rdb: the one
@@ -47,8 +41,8 @@ func (w *Worker) NewServer(rdb redis.UniversalClient) *asynq.Server {
 		ShutdownTimeout:          s.ShutdownTimeout,
 		Logger:                   asynqLogger{w.log},
 		LogLevel:                 asynq.WarnLevel,
-		// Always on, even when no route makes digests now: a reload may
-		// turn them on.
+		// For the digest items asynq's groups held before the relay kept
+		// them itself (RunDigests).
 		GroupAggregator:  asynq.GroupAggregatorFunc(w.aggregate),
 		GroupGracePeriod: s.Digest.Grace,
 		GroupMaxDelay:    s.Digest.MaxDelay,
