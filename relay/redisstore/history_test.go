@@ -362,3 +362,46 @@ func TestMarkAndRecordWritesBothEvenAfterRedisForgotTheScripts(t *testing.T) {
 		}
 	}
 }
+
+// One script writes the mark and the entry, and the mark is written when
+// the entry cannot be: a lost mark would be a second email.
+func TestMarkAndRecordWritesOneWhenTheOtherFails(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	h := s.NewHistory(time.Hour)
+	reg := registration(time.Now().Add(30 * 24 * time.Hour).Truncate(time.Hour))
+	if _, err := s.SwapSchedule(ctx, reg, "task-1"); err != nil {
+		t.Fatal(err)
+	}
+	e := HistoryEntry{Channel: "email", Kind: "confirmation", Status: HistorySent, Email: reg.User.Email, User: reg.User.ID, Exam: reg.Exam.ObjectID}
+	m := Mark{Reg: reg, Deliveries: []string{LedgerConfirmation}, FanOut: true}
+
+	// The student's history list is something else: the entry fails, the
+	// mark is written.
+	list := historyStudentKey(studentTag(reg.User.Email))
+	if err := s.rdb.Set(ctx, list, "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	markErr, recordErr := h.MarkAndRecord(ctx, m, e)
+	if markErr != nil || recordErr == nil || !strings.Contains(recordErr.Error(), "WRONGTYPE") {
+		t.Errorf("mark %v, record %v; want the record's WRONGTYPE alone", markErr, recordErr)
+	}
+	if done, _, err := s.Delivered(ctx, reg, LedgerConfirmation); !done || err != nil {
+		t.Errorf("the confirmation's mark is not there (%v)", err)
+	}
+	if err := s.rdb.Del(ctx, list).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// An erased ledger, which the mark does not bring back, is no failure:
+	// the entry is kept.
+	if err := s.rdb.Del(ctx, scheduleKey(reg.SubjectID())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if markErr, recordErr := h.MarkAndRecord(ctx, m, e); markErr != nil || recordErr != nil {
+		t.Errorf("mark %v, record %v", markErr, recordErr)
+	}
+	if entries, err := h.Find(ctx, HistoryKey{HistoryByUser, reg.User.ID}, 0); err != nil || len(entries) != 1 {
+		t.Errorf("%d entries (%v), want 1", len(entries), err)
+	}
+}
