@@ -92,17 +92,18 @@ return items
 `)
 
 // DueDigests cuts every digest that w says is due into a batch and
-// returns the batches, with those cut before and never handed over. A
-// batch stays in Redis until HandedOver: a worker that stops before then
-// leaves it for the next call, on this worker or another.
-func (s *Store) DueDigests(ctx context.Context, now time.Time, w DigestWindow) ([]DigestBatch, error) {
+// returns the batches, with those cut before and never handed over, and
+// how many items wait in the digests, before the cut. A batch stays in
+// Redis until HandedOver: a worker that stops before then leaves it for
+// the next call, on this worker or another.
+func (s *Store) DueDigests(ctx context.Context, now time.Time, w DigestWindow) (batches []DigestBatch, waiting int, err error) {
 	firsts, err := s.rdb.ZRangeWithScores(ctx, digestsKey, 0, -1).Result()
 	if err != nil || len(firsts) == 0 {
-		return nil, err
+		return nil, 0, err
 	}
 	lasts, err := s.rdb.HGetAll(ctx, digestLastKey).Result()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	sizes := make([]*redis.IntCmd, len(firsts))
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -111,13 +112,13 @@ func (s *Store) DueDigests(ctx context.Context, now time.Time, w DigestWindow) (
 		}
 		return nil
 	}); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	nowMs := now.UnixMilli()
-	var batches []DigestBatch
 	var errs []error
 	for i, z := range firsts {
 		member := z.Member.(string)
+		waiting += int(sizes[i].Val())
 		last, _ := strconv.ParseInt(lasts[member], 10, 64)
 		due := sizes[i].Val() >= int64(w.MaxSize) || sizes[i].Val() == 0 ||
 			nowMs-last >= w.Grace.Milliseconds() || nowMs-int64(z.Score) >= w.MaxDelay.Milliseconds()
@@ -132,7 +133,7 @@ func (s *Store) DueDigests(ctx context.Context, now time.Time, w DigestWindow) (
 			batches = append(batches, b)
 		}
 	}
-	return batches, errors.Join(errs...)
+	return batches, waiting, errors.Join(errs...)
 }
 
 // cutDigest cuts a batch of member's digest, or finds the one cut before;

@@ -62,11 +62,11 @@ func TestDigestIsDueAfterTheGraceAndOfferedUntilHandedOver(t *testing.T) {
 	}
 
 	now := time.Now()
-	if got, err := s.DueDigests(ctx, now, window); err != nil || len(got) != 0 {
-		t.Fatalf("within the grace: %d batches (%v)", len(got), err)
+	if got, waiting, err := s.DueDigests(ctx, now, window); err != nil || len(got) != 0 || waiting != 2 {
+		t.Fatalf("within the grace: %d batches, %d waiting (%v)", len(got), waiting, err)
 	}
 	later := now.Add(window.Grace)
-	first, err := s.DueDigests(ctx, later, window)
+	first, _, err := s.DueDigests(ctx, later, window)
 	if err != nil || len(first) != 1 {
 		t.Fatalf("after the grace: %d batches (%v)", len(first), err)
 	}
@@ -80,14 +80,14 @@ func TestDigestIsDueAfterTheGraceAndOfferedUntilHandedOver(t *testing.T) {
 	// The worker stopped before handing it over: the next call offers the
 	// same batch, and no new item joins it.
 	fanOut(t, s, "c@example.edu", opens)
-	again, err := s.DueDigests(ctx, later.Add(window.Grace), window)
+	again, _, err := s.DueDigests(ctx, later.Add(window.Grace), window)
 	if err != nil || len(again) != 1 || again[0].ID != first[0].ID || len(again[0].Items) != 2 {
 		t.Fatalf("offered again: %+v (%v)", again, err)
 	}
 	if err := s.HandedOver(ctx, first[0]); err != nil {
 		t.Fatal(err)
 	}
-	next, err := s.DueDigests(ctx, later.Add(window.Grace), window)
+	next, _, err := s.DueDigests(ctx, later.Add(window.Grace), window)
 	if err != nil || len(next) != 1 || next[0].ID == first[0].ID || !slices.Equal(students(t, next), []string{"c@example.edu"}) {
 		t.Fatalf("after the hand-over: %+v (%v)", next, err)
 	}
@@ -96,13 +96,13 @@ func TestDigestIsDueAfterTheGraceAndOfferedUntilHandedOver(t *testing.T) {
 	if err := s.HandedOver(ctx, first[0]); err != nil {
 		t.Fatal(err)
 	}
-	if kept, _ := s.DueDigests(ctx, later.Add(window.Grace), window); len(kept) != 1 || kept[0].ID != next[0].ID {
+	if kept, _, _ := s.DueDigests(ctx, later.Add(window.Grace), window); len(kept) != 1 || kept[0].ID != next[0].ID {
 		t.Errorf("the second batch: %+v", kept)
 	}
 	if err := s.HandedOver(ctx, next[0]); err != nil {
 		t.Fatal(err)
 	}
-	if left, err := s.DueDigests(ctx, later.Add(window.Grace), window); err != nil || len(left) != 0 {
+	if left, _, err := s.DueDigests(ctx, later.Add(window.Grace), window); err != nil || len(left) != 0 {
 		t.Errorf("left: %+v (%v)", left, err)
 	}
 	if n := s.rdb.Exists(ctx, digestsKey, digestLastKey).Val(); n != 0 {
@@ -120,7 +120,7 @@ func TestDigestIsDueAtItsSizeAndAfterItsLongestDelay(t *testing.T) {
 	now := time.Now()
 	full := DigestWindow{Grace: time.Minute, MaxDelay: time.Hour, MaxSize: 2}
 	for range 2 {
-		got, err := s.DueDigests(ctx, now, full)
+		got, _, err := s.DueDigests(ctx, now, full)
 		if err != nil || len(got) != 1 || len(got[0].Items) != 2 {
 			t.Fatalf("at its size: %+v (%v)", got, err)
 		}
@@ -129,18 +129,18 @@ func TestDigestIsDueAtItsSizeAndAfterItsLongestDelay(t *testing.T) {
 		}
 	}
 	// The fifth is alone, under the size: it waits for the grace.
-	if got, err := s.DueDigests(ctx, now, full); err != nil || len(got) != 0 {
+	if got, _, err := s.DueDigests(ctx, now, full); err != nil || len(got) != 0 {
 		t.Fatalf("under its size: %+v (%v)", got, err)
 	}
 
 	// Items that keep coming within the grace wait at most the longest
 	// delay after the first.
 	window := DigestWindow{Grace: 5 * time.Second, MaxDelay: 20 * time.Second, MaxSize: 100}
-	if got, _ := s.DueDigests(ctx, now.Add(4*time.Second), window); len(got) != 0 {
+	if got, _, _ := s.DueDigests(ctx, now.Add(4*time.Second), window); len(got) != 0 {
 		t.Errorf("due before the grace: %d", len(got))
 	}
 	fanOut(t, s, "late@example.edu", opens)
-	got, err := s.DueDigests(ctx, time.Now().Add(window.MaxDelay), DigestWindow{Grace: time.Hour, MaxDelay: window.MaxDelay, MaxSize: 100})
+	got, _, err := s.DueDigests(ctx, time.Now().Add(window.MaxDelay), DigestWindow{Grace: time.Hour, MaxDelay: window.MaxDelay, MaxSize: 100})
 	if err != nil || !slices.Equal(students(t, got), []string{"late@example.edu", "s4@example.edu"}) {
 		t.Errorf("after the longest delay: %v (%v)", students(t, got), err)
 	}
@@ -154,7 +154,7 @@ func TestForgetTakesTheStudentOutOfWaitingDigests(t *testing.T) {
 	fanOut(t, s, "a@example.edu", opens)
 	fanOut(t, s, "gone@example.edu", opens)
 	// One in a batch cut and not handed over, one still in the list.
-	if _, err := s.DueDigests(ctx, time.Now().Add(time.Second), window); err != nil {
+	if _, _, err := s.DueDigests(ctx, time.Now().Add(time.Second), window); err != nil {
 		t.Fatal(err)
 	}
 	fanOut(t, s, "Gone@example.edu", opens.Add(time.Hour))
@@ -169,7 +169,7 @@ func TestForgetTakesTheStudentOutOfWaitingDigests(t *testing.T) {
 	}
 	var all []DigestBatch
 	for range 2 {
-		got, err := s.DueDigests(ctx, time.Now().Add(time.Second), window)
+		got, _, err := s.DueDigests(ctx, time.Now().Add(time.Second), window)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,7 +35,10 @@ func (w *Worker) RunDigests(ctx context.Context) {
 
 // handOverDigests queues a digest task for each digest due.
 func (w *Worker) handOverDigests(ctx context.Context) error {
-	batches, err := w.store.DueDigests(ctx, w.now(), w.settings.Digest)
+	batches, waiting, err := w.store.DueDigests(ctx, w.now(), w.settings.Digest)
+	if err == nil {
+		w.metrics.digestWaiting.Set(float64(waiting))
+	}
 	for _, b := range batches {
 		task, err := tasks.NewDigestBatchTask(b.Channel, b.Group, b.ID, b.Items, w.options)
 		if err != nil {

@@ -15,6 +15,9 @@ type Metrics struct {
 	// in each, and seconds from the first registration to the post.
 	digestSize  prometheus.Histogram
 	digestDelay prometheus.Histogram
+	// digestWaiting is the registrations waiting in digests, which
+	// asynq's own series do not count.
+	digestWaiting prometheus.Gauge
 	// smtpWaiting, throttled and quotaUsed show the mail provider's
 	// limits at work.
 	smtpWaiting prometheus.Gauge
@@ -49,6 +52,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 5, 10, 20, 30, 45, 60, 90, 120, 300, 600},
 		}),
 	}
+	m.digestWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "relay_digest_waiting",
+		Help: "Registrations waiting in staff digests, not yet handed to the queue, as this process last counted them (each second).",
+	})
 	m.smtpWaiting = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "relay_smtp_waiting",
 		Help: "Emails this process holds while they wait for a slot of RELAY_SMTP_RATE.",
@@ -65,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "relay_smtp_quota_limit",
 		Help: "RELAY_SMTP_DAILY_LIMIT: emails allowed per rolling 24 hours; 0: none.",
 	})
-	reg.MustRegister(m.deliveries, m.sendTime, m.digestSize, m.digestDelay, m.smtpWaiting, m.throttled, m.quotaUsed, m.quotaLimit)
+	reg.MustRegister(m.deliveries, m.sendTime, m.digestSize, m.digestDelay, m.digestWaiting, m.smtpWaiting, m.throttled, m.quotaUsed, m.quotaLimit)
 	for _, channel := range []string{channelEmail, string(relay.Slack), string(relay.Teams)} {
 		for _, o := range deliveryOutcomes {
 			m.deliveries.WithLabelValues(channel, string(o))
