@@ -1,6 +1,7 @@
 // Package redisstore keeps what the relay itself remembers in Redis, beside
 // asynq's queue: the marks of deliveries made, the dates each student was
-// told, today's digest message per exam, and the rate limits shared by
+// told, the staff digests' items until they are due, today's digest
+// message per exam, the delivery history, and the rate limits shared by
 // every worker. keys.go names every key.
 package redisstore
 

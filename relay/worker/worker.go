@@ -1,9 +1,12 @@
-// Package worker runs the queue's tasks. It fans each registration out
-// into one task per channel, so that one channel's failure never repeats
-// another, and delivers each: the student's confirmation and reminders by
-// email, staff alerts and digests to Slack and Teams, each within what the
-// other side allows. Every handler returns the domain's outcomes; the mux
-// turns them into asynq's retry decisions.
+// Package worker runs the queue's tasks. It fans each registration out:
+// the student's confirmation, sent at once and handed to the email queue
+// when it fails; a task per staff alert; the student's line in each staff
+// digest, which its digest loop hands to the queue when due. So one
+// channel's failure never repeats another. It delivers each: the
+// confirmation and reminders by email, staff alerts and digests to Slack
+// and Teams, each within what the other side allows. Every handler
+// returns the domain's outcomes; the mux turns them into asynq's retry
+// decisions.
 package worker
 
 import (
