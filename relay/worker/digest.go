@@ -21,9 +21,17 @@ import (
 func (w *Worker) RunDigests(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	failing := false
 	for {
-		if err := w.handOverDigests(ctx); err != nil && ctx.Err() == nil {
-			w.log.Warn("digests: will try again in a second", "err", err)
+		// One line when the hand-over starts failing and one when it works
+		// again, not one a second while Redis is away.
+		switch err := w.handOverDigests(ctx); {
+		case err != nil && !failing && ctx.Err() == nil:
+			w.log.Warn("digests: cannot hand the due digests to the queue; trying each second", "err", err)
+			failing = true
+		case err == nil && failing:
+			w.log.Info("digests: handed to the queue again")
+			failing = false
 		}
 		select {
 		case <-ctx.Done():
