@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/relay/redisstore"
 	"github.com/exam-relay/relay/relay/relaytest"
+	"github.com/exam-relay/relay/tasks"
 )
 
 func TestBurstBecomesAHandfulOfDigestsThatCountEveryone(t *testing.T) {
@@ -199,5 +203,47 @@ func TestBurstLargerThanMaxSizeBecomesSeveralDigestsThatCountEveryone(t *testing
 	}
 	if posts := len(h.slack.Posts()); counted != n || posts < 4 {
 		t.Errorf("%d posts counting %d students, want at least 4 counting %d", posts, counted, n)
+	}
+}
+
+// Students a relay before the upgrade left in asynq's digest groups are
+// still posted, beside those the new relay keeps in its own lists.
+func TestDigestItemsQueuedBeforeTheUpgradeArePosted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, withDigest(redisstore.DigestWindow{Grace: time.Second, MaxDelay: 10 * time.Second, MaxSize: 100}))
+	queue := asynq.NewClientFromRedisClient(h.redis.Client())
+	defer queue.Close()
+	for i := range 3 {
+		reg, err := relay.DecodeRegistration(registrationFor(i, 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		item, err := json.Marshal(relay.DigestItem{Registration: reg, Destination: "slack", ReceivedAt: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// As the relay before the upgrade queued a digest item.
+		task := asynq.NewTask(tasks.TypeSlackDigestItem, item, asynq.Queue(tasks.QueueSlack), asynq.Group(tasks.DigestGroup("slack", reg)))
+		if _, err := queue.Enqueue(task); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, resp := h.post(registrationFor(3, 1)); code != 202 {
+		t.Fatalf("POST: %d %s", code, resp)
+	}
+
+	counted := 0
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && counted < 4; {
+		time.Sleep(200 * time.Millisecond)
+		counted = 0
+		for _, p := range h.slack.Posts() {
+			if m := digestCount.FindStringSubmatch(p.Text); m != nil {
+				c, _ := strconv.Atoi(m[1])
+				counted += c
+			}
+		}
+	}
+	if counted != 4 {
+		t.Errorf("digests count %d students, want the 3 from asynq's groups and the 1 from the relay's lists", counted)
 	}
 }
