@@ -14,9 +14,9 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// fanOut tells staff of a registration with a task per staff channel its
-// route asks for, schedules its reminders, and sends the student's
-// confirmation itself: most emails go out at the first attempt, and a
+// fanOut tells staff of a registration as its route asks (a task per
+// alert, a line in each digest, added when the fan-out is marked done),
+// schedules its reminders, and sends the student's confirmation itself: most emails go out at the first attempt, and a
 // task of their own would double the queue's work for each. An email that
 // fails, or must wait its turn, goes to the email queue, which retries it
 // on its own: a staff channel's failure never re-sends an email, nor the
