@@ -41,8 +41,9 @@ type DigestItem struct {
 	Item []byte
 }
 
-// member is the digest's name in the index: its channel, then its group.
-func (d DigestItem) member() string { return string(d.Channel) + " " + d.Group }
+// digestMember is a digest's name in the index: its channel, then its
+// group.
+func digestMember(channel relay.Channel, group string) string { return string(channel) + " " + group }
 
 // A DigestBatch is a digest's items cut from its list, kept until the
 // queue holds it as a task (Store.HandedOver).
@@ -166,7 +167,7 @@ func newBatchID() string {
 // HandedOver forgets b, which the queue now holds. A batch of the same
 // digest cut meanwhile has another id and stays.
 func (s *Store) HandedOver(ctx context.Context, b DigestBatch) error {
-	return handOverScript.Run(ctx, s.rdb, []string{digestBatchKey(DigestItem{Channel: b.Channel, Group: b.Group}.member())}, b.ID).Err()
+	return handOverScript.Run(ctx, s.rdb, []string{digestBatchKey(digestMember(b.Channel, b.Group))}, b.ID).Err()
 }
 
 // handOverScript deletes the batch KEYS[1] when its id is ARGV[1].

@@ -281,8 +281,9 @@ func (m Mark) args() (keys []string, args []any) {
 	keys = append(keys, digestsKey, digestLastKey)
 	args = append(args, LedgerFannedOut, id, time.Now().UnixMilli())
 	for _, d := range m.Digests {
-		keys = append(keys, digestItemsKey(d.member()))
-		args = append(args, d.member(), d.Item)
+		member := digestMember(d.Channel, d.Group)
+		keys = append(keys, digestItemsKey(member))
+		args = append(args, member, d.Item)
 	}
 	return keys, args
 }

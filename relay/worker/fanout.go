@@ -16,11 +16,11 @@ import (
 
 // fanOut tells staff of a registration as its route asks (a task per
 // alert, a line in each digest, added when the fan-out is marked done),
-// schedules its reminders, and sends the student's confirmation itself: most emails go out at the first attempt, and a
-// task of their own would double the queue's work for each. An email that
-// fails, or must wait its turn, goes to the email queue, which retries it
-// on its own: a staff channel's failure never re-sends an email, nor the
-// other way round.
+// schedules its reminders, and sends the student's confirmation itself:
+// most emails go out at the first attempt, and a task of their own would
+// double the queue's work for each. An email that fails, or must wait its
+// turn, goes to the email queue, which retries it on its own: a staff
+// channel's failure never re-sends an email, nor the other way round.
 func (w *Worker) fanOut(ctx context.Context, t *asynq.Task) (err error) {
 	reg, err := tasks.ParseRegistration(t.Payload())
 	if err != nil {
@@ -108,11 +108,11 @@ func newDigestItem(dest relay.Destination, reg relay.Registration, receivedAt ti
 }
 
 // handOver gives a confirmation the fan-out did not send to the email
-// queue, and marks the fan-out done, adding its digest items. The task runs at once when the email
-// was not tried or must wait its turn (it then waits as the limits say,
-// with the other emails that wait); after the retry schedule's first wait
-// when the attempt failed, which it counts; and archives itself, unsent,
-// when the attempt failed for good.
+// queue, and marks the fan-out done, adding its digest items. The task
+// runs at once when the email was not tried or must wait its turn (it
+// then waits as the limits say, with the other emails that wait); after
+// the retry schedule's first wait when the attempt failed, which it
+// counts; and archives itself, unsent, when the attempt failed for good.
 func (w *Worker) handOver(ctx context.Context, reg relay.Registration, digests []redisstore.DigestItem, failure error) error {
 	tried, refused, opts := 0, "", []asynq.Option(nil)
 	switch {
