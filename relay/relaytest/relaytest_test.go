@@ -587,7 +587,7 @@ func TestSentinelsFailOverAndTakeTheOldMasterBack(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the old master did not become a replica:\n%s", info)
+			t.Fatalf("the old master did not become a replica:\n%s\n%s", info, s.Logs())
 		}
 	}
 	t.Logf("old master back as a replica %v after the kill", time.Since(began).Round(time.Millisecond))

@@ -184,8 +184,13 @@ func (s *Sentinels) KillMaster() *Redis {
 	return m
 }
 
-// WaitForFailover polls until most Sentinels name a master other than
+// WaitForFailover polls until every Sentinel names a master other than
 // old and that server says it is a master, and returns it.
+//
+// Every Sentinel, not most: a Sentinel still on the old configuration
+// when old comes back sees old as the master and the promoted server as a
+// replica claiming to be one, and makes it old's replica, undoing the
+// failover. Redis's own Sentinel tests wait for every Sentinel too.
 func (s *Sentinels) WaitForFailover(old *Redis, timeout time.Duration) *Redis {
 	s.t.Helper()
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -193,7 +198,7 @@ func (s *Sentinels) WaitForFailover(old *Redis, timeout time.Duration) *Redis {
 			if server == old || server.cmd == nil {
 				continue
 			}
-			if s.votes()[server.Addr] <= len(s.clients)/2 {
+			if s.votes()[server.Addr] < len(s.clients) {
 				continue
 			}
 			if info, err := server.client.Info(context.Background(), "replication").Result(); err == nil && strings.Contains(info, "role:master") {
@@ -203,6 +208,16 @@ func (s *Sentinels) WaitForFailover(old *Redis, timeout time.Duration) *Redis {
 	}
 	s.t.Fatalf("no failover from %s within %v", old.Addr, timeout)
 	return nil
+}
+
+// Logs are the Sentinels' logs, for a test's failure message.
+func (s *Sentinels) Logs() string {
+	var b strings.Builder
+	for _, sn := range s.Sentinels {
+		out, _ := os.ReadFile(filepath.Join(sn.dir, "redis-server.log"))
+		fmt.Fprintf(&b, "sentinel %s:\n%s\n", sn.Addr, out)
+	}
+	return b.String()
 }
 
 // votes counts the Sentinels that name each address as the master.
