@@ -57,6 +57,15 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 					i+1, name, run.Emails, run.Duplicates, run.Connections)
 			}
 		}
+		// Each email is a task dequeued by a script, and the relay runs
+		// scripts of its own besides (the ledger, the history).
+		if w := rd.Thin.Redis; w.Scripts < 1 || w.Commands <= w.Scripts {
+			t.Errorf("delivery round %d, thin: Redis %+v per email; want at least 1 script and more commands", i+1, w)
+		}
+		if rd.Relay.Redis.Scripts <= rd.Thin.Redis.Scripts {
+			t.Errorf("delivery round %d: Redis scripts per email, relay %.2f, thin %.2f; want more for the relay",
+				i+1, rd.Relay.Redis.Scripts, rd.Thin.Redis.Scripts)
+		}
 	}
 	for name, m := range map[string]memoryRun{"relay": r.Memory.Relay, "thin": r.Memory.Thin} {
 		// Every delivered registration leaves at least its completed task,
@@ -77,7 +86,7 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	if b.ServePeakRSSMB <= 0 || b.WorkPeakRSSMB <= 0 {
 		t.Errorf("peak RSS not read: serve %v MB, work %v MB", b.ServePeakRSSMB, b.WorkPeakRSSMB)
 	}
-	for _, want := range []string{"ingest, median of 2: registrations/s", "delivery, median of 2: emails/s", "Redis per delivered registration"} {
+	for _, want := range []string{"ingest, median of 2: registrations/s", "delivery, median of 2: emails/s", "Redis scripts / commands per email", "Redis per delivered registration"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("no %q in the table:\n%s", want, stdout.String())
 		}
@@ -110,6 +119,23 @@ func TestKeyPatternHidesIDsAndDates(t *testing.T) {
 		if got := keyPattern(key); got != want {
 			t.Errorf("keyPattern(%q) = %q; want %q", key, got, want)
 		}
+	}
+}
+
+func TestCommandStatsCountCallsPerEmail(t *testing.T) {
+	before := parseCommandStats("# Commandstats\r\n" +
+		"cmdstat_evalsha:calls=10,usec=300,usec_per_call=30.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_hset:calls=40,usec=40,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n")
+	after := parseCommandStats("# Commandstats\r\n" +
+		"cmdstat_evalsha:calls=50,usec=1500,usec_per_call=30.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_hset:calls=120,usec=120,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n" +
+		"cmdstat_client|setname:calls=20,usec=20,usec_per_call=1.00,rejected_calls=0,failed_calls=0\r\n")
+	if after["client|setname"] != 20 {
+		t.Errorf("parsed %v; want client|setname 20", after)
+	}
+	// 20 emails: 40 scripts, 80 HSET and 20 CLIENT SETNAME since before.
+	if got, want := after.perEmail(before, 20), (redisWork{Scripts: 2, Commands: 7}); got != want {
+		t.Errorf("perEmail = %+v; want %+v", got, want)
 	}
 }
 

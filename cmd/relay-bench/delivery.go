@@ -61,6 +61,10 @@ func (b *bench) drain(ctx context.Context, which impl, bodies [][]byte) (deliver
 	}
 	b.smtp.reset()
 	b.slack.reset()
+	before, err := b.commandCalls(ctx)
+	if err != nil {
+		return res, nil, err
+	}
 	start := time.Now()
 	workers, err := b.startWorkers(ctx, which, b.s.workers)
 	if err != nil {
@@ -69,14 +73,18 @@ func (b *bench) drain(ctx context.Context, which impl, bodies [][]byte) (deliver
 	cpu := b.meter(workers...)
 	waitErr := b.waitFor(ctx, fmt.Sprintf("%d emails", n), func() bool { return b.smtp.stats().count >= n })
 	res.CPU = cpu.cores()
+	after, statsErr := b.commandCalls(ctx)
 	rss, stopErr := stopAll(workers)
 	st := b.smtp.stats()
 	switch {
 	case waitErr != nil:
 		return res, nil, fmt.Errorf("%w (got %d)", waitErr, st.count)
+	case statsErr != nil:
+		return res, nil, statsErr
 	case stopErr != nil:
 		return res, nil, stopErr
 	}
+	res.Redis = after.perEmail(before, n)
 	res.PerSecond = perSecond(n, st.last.Sub(start))
 	res.Duplicates = st.dups
 	res.Connections = st.peakOpen

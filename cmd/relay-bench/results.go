@@ -108,6 +108,9 @@ type deliveryRun struct {
 	// CPU is the CPUs each process kept busy: work, redis and the harness
 	// (the SMTP sink, or the sending goroutines and the sink).
 	CPU map[string]float64 `json:"cpu_cores"`
+	// Redis is what Redis ran per email while the workers drained; the
+	// ceiling uses no Redis.
+	Redis redisWork `json:"redis"`
 }
 
 // memory is what Redis keeps once registrations are delivered.
@@ -164,6 +167,7 @@ func printTable(w io.Writer, r results) {
 	f0 := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	redisPer := func(w redisWork) string { return f2(w.Scripts) + " / " + f1(w.Commands) }
 	ms := func(p50, p99 float64) string { return f2(p50) + " / " + f2(p99) }
 	in, de, me, bu := r.Ingest, r.Delivery, r.Memory, r.Burst
 
@@ -210,6 +214,7 @@ func printTable(w io.Writer, r results) {
 		if n > 0 {
 			last := de.Rounds[n-1]
 			row("delivery: CPUs busy, last round", cores(last.Relay.CPU), cores(last.Thin.CPU), cores(last.Ceiling.CPU), "", "")
+			row("delivery: Redis scripts / commands per email, last round", redisPer(last.Relay.Redis), redisPer(last.Thin.Redis), "", "", "")
 		}
 	}
 	if me.Registrations > 0 {
