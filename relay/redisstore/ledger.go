@@ -76,7 +76,8 @@ func ledgerID(reg relay.Registration) string { return reg.ID()[:12] }
 // with the deliveries asked about, in one round trip. A ledger written
 // before the hash (a plain string of the schedule, with a separate sent
 // mark for the confirmation) is turned into one first, so that an upgrade
-// does not make the relay forget what it sent.
+// does not make the relay forget what it sent; it is found by HMGET's
+// WRONGTYPE, which spares every other swap a TYPE.
 //
 // KEYS[1] the ledger, KEYS[2] the confirmation's old sent mark, KEYS[3]
 // the claim; ARGV[1] the told schedule, ARGV[2] its expiry in ms,
@@ -85,7 +86,12 @@ func ledgerID(reg relay.Registration) string { return reg.ID()[:12] }
 // claim's lease in ms, ARGV[8…] the deliveries to return. Returns the
 // schedule, the deliveries, and whether the claim was refused.
 var swapScript = redis.NewScript(`
-if redis.call('TYPE', KEYS[1]).ok == 'string' then
+local fields = {'s'}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = ARGV[5]
+local told = redis.pcall('HMGET', KEYS[1], unpack(fields))
+if told.err then
+  if not string.find(told.err, 'WRONGTYPE', 1, true) then return told end
   local old = redis.call('GET', KEYS[1])
   local ttl = redis.call('PTTL', KEYS[1])
   redis.call('DEL', KEYS[1])
@@ -94,12 +100,11 @@ if redis.call('TYPE', KEYS[1]).ok == 'string' then
     redis.call('HSET', KEYS[1], ARGV[4], ARGV[3], ARGV[5], ARGV[3])
   end
   if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+  told = redis.call('HMGET', KEYS[1], unpack(fields))
 end
-local fields = {'s'}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-local told = redis.call('HMGET', KEYS[1], unpack(fields))
+local fannedOut = table.remove(told)
 local refused = 0
-if redis.call('HGET', KEYS[1], ARGV[5]) ~= ARGV[3] then
+if fannedOut ~= ARGV[3] then
   local holder = redis.call('GET', KEYS[3])
   if holder and holder ~= ARGV[6] then
     refused = 1
@@ -209,7 +214,9 @@ func (s *Store) Delivered(ctx context.Context, reg relay.Registration, delivery 
 // markScript records deliveries in a ledger that exists: one erased or
 // expired meanwhile is not brought back without its schedule and expiry.
 // When the fan-out's own mark is new, it adds the fan-out's digest items
-// too: once, however often the fan-out runs.
+// too: once, however often the fan-out runs. A ledger always holds its
+// schedule, so one HMGET says both whether it exists and whether the
+// fan-out's mark is new.
 //
 // KEYS[1] the ledger; KEYS[2] a claim to end, or the ledger again for
 // none; with digest items, KEYS[3] the digests' index, KEYS[4] their last
@@ -219,9 +226,15 @@ func (s *Store) Delivered(ctx context.Context, reg relay.Registration, delivery 
 // index member) and the item.
 var markScript = redis.NewScript(`
 if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local n = tonumber(ARGV[1])
-local fresh = #KEYS > 4 and redis.call('HGET', KEYS[1], ARGV[n + 2]) ~= ARGV[n + 3]
+local fresh = false
+if #KEYS > 4 then
+  local told = redis.call('HMGET', KEYS[1], 's', ARGV[n + 2])
+  if not told[1] then return 0 end
+  fresh = told[2] ~= ARGV[n + 3]
+elseif redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
 local set = 0
 if n > 0 then set = redis.call('HSET', KEYS[1], unpack(ARGV, 2, n + 1)) end
 if fresh then

@@ -190,7 +190,12 @@ func TestMarksDoNotBringBackAnErasedLedger(t *testing.T) {
 	if err := s.MarkFannedOut(ctx, reg, nil, LedgerConfirmation); err != nil {
 		t.Fatal(err)
 	}
+	// Nor does a late fan-out bring the student back into a digest.
+	digests := []DigestItem{{Channel: relay.Slack, Group: "digest:exm_1", Item: []byte(`{}`)}}
+	if err := s.MarkFannedOut(ctx, reg, digests, LedgerConfirmation); err != nil {
+		t.Fatal(err)
+	}
 	if keys := s.rdb.Keys(ctx, "*").Val(); len(keys) != 0 {
-		t.Errorf("after erasure and a late mark, Redis holds %v", keys)
+		t.Errorf("after erasure and late marks, Redis holds %v", keys)
 	}
 }
