@@ -199,7 +199,7 @@ func (s *Store) forgetInDigests(ctx context.Context, address string) (int, error
 				removed += int(n)
 			}
 		}
-		if err := iter.Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := iter.Err(); err != nil {
 			return removed, err
 		}
 	}
