@@ -136,7 +136,7 @@ var Settings = []Setting{
 		func(c *Config) *string { return &c.Spool.Dir }),
 	integer("RELAY_SPOOL_MAX", "spool.max", "registrations the spool holds before the receiver answers 503",
 		func(c *Config) *int { return &c.Spool.Max }),
-	integer("RELAY_WORKER_CONCURRENCY", "worker.concurrency", "deliveries a worker runs at once",
+	integer("RELAY_WORKER_CONCURRENCY", "worker.concurrency", "tasks a worker runs at once in each of its two lanes: new registrations, and the rest",
 		func(c *Config) *int { return &c.Worker.Concurrency }),
 	integer("RELAY_MAX_RETRY", "worker.max_retry", "retries of a failing delivery before it is archived",
 		func(c *Config) *int { return &c.Worker.MaxRetry }),

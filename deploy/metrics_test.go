@@ -383,7 +383,7 @@ func TestRulesAndDashboardReadSeriesTheRelayExposes(t *testing.T) {
 		`relay_send_duration_seconds_bucket{channel="email"}`,
 		`relay_send_duration_seconds_bucket{channel="slack"}`,
 	}
-	for q := range tasks.Queues {
+	for _, q := range tasks.Queues {
 		want = append(want, fmt.Sprintf(`asynq_queue_size{queue=%q}`, q))
 	}
 	exposed := relay.scrapeUntil(t, want)

@@ -31,7 +31,7 @@ type FailedTask struct {
 // Failed lists the archived tasks of every queue, newest failure first.
 func Failed(in *asynq.Inspector) ([]FailedTask, error) {
 	var out []FailedTask
-	for queue := range Queues {
+	for _, queue := range Queues {
 		infos, err := listAll(in.ListArchivedTasks, queue)
 		if err != nil {
 			return nil, fmt.Errorf("list archived tasks in %s: %w", queue, err)
@@ -93,7 +93,7 @@ func RetryAllFailed(in *asynq.Inspector) (int, error) {
 		return 0, err
 	}
 	total := 0
-	for queue := range Queues {
+	for _, queue := range Queues {
 		// asynq reports a queue never used (Teams, when it is off) with an
 		// error of its own here, not ErrQueueNotFound.
 		if !slices.Contains(existing, queue) {
@@ -119,7 +119,7 @@ func DeleteFailed(in *asynq.Inspector, id string) error {
 }
 
 func archivedQueue(in *asynq.Inspector, id string) (string, error) {
-	for queue := range Queues {
+	for _, queue := range Queues {
 		info, err := in.GetTaskInfo(queue, id)
 		if err != nil {
 			continue

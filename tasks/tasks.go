@@ -41,19 +41,21 @@ const (
 	QueueTeams         = "teams"
 )
 
-// Queues, with the weight a worker gives each. Fanning registrations out
-// first keeps every channel fed during a burst. asynq tries the queues in
-// a weighted random order, one script each, until one has a task: with
-// only registrations waiting, as in a burst, these weights try 1.35
-// queues per task where 3:2:1:1 tried 1.9. When every queue has tasks,
-// the email queue (retries, reminders) still comes first one turn in
-// seven, Slack and Teams one in fourteen each: none waits for a burst to
-// end.
-var Queues = map[string]int{
-	QueueRegistrations: 10,
-	QueueEmail:         2,
-	QueueSlack:         1,
-	QueueTeams:         1,
+// Queues are every queue the relay's tasks wait in.
+var Queues = []string{QueueRegistrations, QueueEmail, QueueSlack, QueueTeams}
+
+// Lanes split the queues between a worker's asynq servers, each with task
+// slots of its own, and weigh the queues within a lane. asynq tries a
+// server's queues in a weighted random order, one Lua script each, until
+// one has a task: in a lane of its own, each registration a burst fans
+// out costs one try, where one server for every queue (weights 10:2:1:1)
+// tried 1.35 per task. And a burst's fan-outs never hold up the other
+// lane: email retries and reminders, staff alerts and digests. Within it,
+// the email queue comes first one turn in two when every queue has
+// tasks.
+var Lanes = []map[string]int{
+	{QueueRegistrations: 1},
+	{QueueEmail: 2, QueueSlack: 1, QueueTeams: 1},
 }
 
 // staffTasks are the task types and queue of each channel staff are told

@@ -152,7 +152,21 @@ func TestEachStaffChannelHasItsOwnTasksAndQueue(t *testing.T) {
 	if err != nil || digest.Type() != TypeTeamsDigest {
 		t.Errorf("a Teams digest is %v (%v)", digest, err)
 	}
-	if _, ok := Queues[QueueTeams]; !ok {
-		t.Error("no worker serves the Teams queue")
+}
+
+func TestEveryQueueIsServedInOneLane(t *testing.T) {
+	lanes := map[string]int{}
+	for _, lane := range Lanes {
+		for queue := range lane {
+			lanes[queue]++
+		}
+	}
+	for _, queue := range Queues {
+		if lanes[queue] != 1 {
+			t.Errorf("queue %s is served in %d lanes, want 1", queue, lanes[queue])
+		}
+	}
+	if len(lanes) != len(Queues) {
+		t.Errorf("lanes serve %d queues, Queues lists %d", len(lanes), len(Queues))
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/hibiken/asynq"
 
+	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/tasks"
 )
@@ -227,5 +229,39 @@ func TestUnreadablePayloadIsArchivedNotRetried(t *testing.T) {
 	}
 	if h.smtp.Count() != 0 || len(h.slack.Posts()) != 0 {
 		t.Error("a broken task sent something")
+	}
+}
+
+// Fan-outs and staff posts run in lanes of their own (tasks.Lanes): a
+// mail server that holds every fan-out's slot does not hold up the Slack
+// alerts those fan-outs queued.
+func TestStaffAlertsPostWhileEveryFanOutWaitsForTheMailServer(t *testing.T) {
+	t.Parallel()
+	const students = 2 // the fan-out lane's slots, and the pool's connections
+	h := newHarness(t, withConfig(func(c *config.Config) {
+		c.Worker.Concurrency, c.SMTP.PoolSize = students, students
+	}))
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open) // before the harness stops: a held session would hold it up
+	h.smtp.SetRcptHook(func(string) *smtp.SMTPError {
+		<-release
+		return nil
+	})
+	for i := range students {
+		if code, resp := h.post(registrationFor(i, 1)); code != http.StatusAccepted {
+			t.Fatalf("POST = %d %s", code, resp)
+		}
+	}
+	// Well inside the 30 s the relay waits for an SMTP reply: one lane
+	// for every queue would post nothing until the sends gave up.
+	h.slack.WaitFor(t, students, 20*time.Second)
+	if n := h.smtp.Count(); n != 0 {
+		t.Fatalf("%d emails arrived while the mail server held them", n)
+	}
+	open()
+	if got := recipients(h.smtp.WaitFor(t, students, 10*time.Second)); len(got) != students {
+		t.Errorf("emails to %v, want one to each of %d students", got, students)
 	}
 }

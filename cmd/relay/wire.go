@@ -192,15 +192,13 @@ func (p *relayProcess) startWorker() error {
 	if err != nil {
 		return err
 	}
-	server := p.worker.NewServer(p.redis)
-	handler, stopHandler := p.worker.Handler()
-	p.onClose(stopHandler)
-	if err := server.Start(handler); err != nil {
+	servers, err := p.worker.Start(p.redis)
+	if err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	// Shutdown waits for in-flight deliveries up to ShutdownTimeout and
 	// hands the rest back to the queue.
-	p.onClose(server.Shutdown)
+	p.onClose(servers.Shutdown)
 	digestsCtx, stopDigests := context.WithCancel(context.Background())
 	digestsDone := make(chan struct{})
 	go func() { p.worker.RunDigests(digestsCtx); close(digestsDone) }()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -16,6 +17,7 @@ import (
 
 // Settings are the knobs of a worker process.
 type Settings struct {
+	// Concurrency is the tasks each lane (tasks.Lanes) runs at once.
 	Concurrency     int
 	ShutdownTimeout time.Duration
 	// RetrySchedule is the wait before each retry; the last one repeats.
@@ -24,13 +26,55 @@ type Settings struct {
 	Digest redisstore.DigestWindow
 }
 
-// NewServer is the asynq server that runs w's tasks from rdb: the one
-// place the relay's asynq configuration is made.
-func (w *Worker) NewServer(rdb redis.UniversalClient) *asynq.Server {
+// Servers are the asynq servers that run a worker's tasks, one per lane
+// (tasks.Lanes), each on Concurrency slots of its own.
+type Servers struct {
+	servers []*asynq.Server
+	// stops end the handlers' goroutines, after their server's Shutdown.
+	stops []func()
+}
+
+// Start runs w's tasks from rdb until Shutdown: the one place the relay's
+// asynq configuration is made.
+func (w *Worker) Start(rdb redis.UniversalClient) (*Servers, error) {
+	var all Servers
+	for _, queues := range tasks.Lanes {
+		server := asynq.NewServerFromRedisClient(rdb, w.serverConfig(queues))
+		handler, stop := w.handler()
+		if err := server.Start(handler); err != nil {
+			stop()
+			all.Shutdown()
+			return nil, err
+		}
+		all.servers = append(all.servers, server)
+		all.stops = append(all.stops, stop)
+	}
+	return &all, nil
+}
+
+// Shutdown stops every lane taking tasks, then waits for those in flight,
+// up to ShutdownTimeout, and hands the rest back to the queue. The lanes
+// wait together: one after the other, each would take new tasks while
+// the one before it waited.
+func (s *Servers) Shutdown() {
+	for _, server := range s.servers {
+		server.Stop()
+	}
+	var wg sync.WaitGroup
+	for _, server := range s.servers {
+		wg.Go(server.Shutdown)
+	}
+	wg.Wait()
+	for _, stop := range s.stops {
+		stop()
+	}
+}
+
+func (w *Worker) serverConfig(queues map[string]int) asynq.Config {
 	s := w.settings
-	return asynq.NewServerFromRedisClient(rdb, asynq.Config{
+	return asynq.Config{
 		Concurrency:    s.Concurrency,
-		Queues:         tasks.Queues,
+		Queues:         queues,
 		RetryDelayFunc: retryDelay(s.RetrySchedule),
 		IsFailure:      isFailure,
 		// Idle queues are polled this often; asynq's 1 s default would add
@@ -47,7 +91,7 @@ func (w *Worker) NewServer(rdb redis.UniversalClient) *asynq.Server {
 		GroupGracePeriod: s.Digest.Grace,
 		GroupMaxDelay:    s.Digest.MaxDelay,
 		GroupMaxSize:     s.Digest.MaxSize,
-	})
+	}
 }
 
 // retryDelay waits what the other side asked for when it asked, else

@@ -9,7 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Handler is the worker's tasks run on Concurrency goroutines that live until
+// handler is the worker's tasks run on Concurrency goroutines that live until
 // stop, which must come after the server's Shutdown.
 //
 // asynq runs each task on a goroutine of its own, which starts with a
@@ -17,7 +17,7 @@ import (
 // and go-redis: 5% of the worker's CPU while it drains. A goroutine that
 // lives on keeps the stack it grew. (gRPC's server reuses goroutines for
 // the same reason: NumStreamWorkers.)
-func (w *Worker) Handler() (h asynq.Handler, stop func()) {
+func (w *Worker) handler() (h asynq.Handler, stop func()) {
 	return onLongLivedGoroutines(w.mux(), w.settings.Concurrency, w.log)
 }
 
