@@ -135,15 +135,17 @@ func historyTag(id string) string { return relay.Hash(id)[:16] }
 // KEYS[1] is the list, KEYS[2..] the indexes. ARGV: the entry, its time,
 // the oldest time kept (Unix ms), the retention (ms), the student's tag.
 var recordScript = redis.NewScript(`
-redis.call('RPUSH', KEYS[1], ARGV[1])
 local oldest = tonumber(ARGV[3])
-while true do
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  local t = head and tonumber(string.match(head, '^{"t":(%d+)'))
-  if not t or t >= oldest then
-    break
+-- A list this entry starts holds nothing older.
+if redis.call('RPUSH', KEYS[1], ARGV[1]) > 1 then
+  while true do
+    local head = redis.call('LINDEX', KEYS[1], 0)
+    local t = head and tonumber(string.match(head, '^{"t":(%d+)'))
+    if not t or t >= oldest then
+      break
+    end
+    redis.call('LPOP', KEYS[1])
   end
-  redis.call('LPOP', KEYS[1])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 for i = 2, #KEYS do
