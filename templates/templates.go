@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 	"time"
 
@@ -193,25 +194,36 @@ func (s *Set) Reminder(rem relay.Reminder, zone *time.Location, now time.Time) (
 	return s.email(s.reminderSubject, s.reminderText, s.reminderHTML, newReminder(rem, zone, now))
 }
 
+// buffers are where emails are rendered: one grown to an email's size
+// serves every email after it, where a new one grew through six sizes.
+var buffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 type executor interface {
 	Execute(w io.Writer, data any) error
 }
 
 func (s *Set) email(subject, text, html executor, data any) (relay.Email, error) {
 	var e relay.Email
-	var b bytes.Buffer
-	if err := subject.Execute(&b, data); err != nil {
+	b := buffers.Get().(*bytes.Buffer)
+	defer func() {
+		// As fmt does: a rare huge email does not stay in memory.
+		if b.Cap() <= 64<<10 {
+			buffers.Put(b)
+		}
+	}()
+	b.Reset()
+	if err := subject.Execute(b, data); err != nil {
 		return e, s.execError(err)
 	}
 	// A subject is one line, whatever the template or the data hold.
 	e.Subject = strings.Join(strings.Fields(b.String()), " ")
 	b.Reset()
-	if err := text.Execute(&b, data); err != nil {
+	if err := text.Execute(b, data); err != nil {
 		return e, s.execError(err)
 	}
 	e.Text = b.String()
 	b.Reset()
-	if err := html.Execute(&b, data); err != nil {
+	if err := html.Execute(b, data); err != nil {
 		return e, s.execError(err)
 	}
 	e.HTML = b.String()
