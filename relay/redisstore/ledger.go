@@ -105,11 +105,12 @@ end
 local fannedOut = table.remove(told)
 local refused = 0
 if fannedOut ~= ARGV[3] then
-  local holder = redis.call('GET', KEYS[3])
+  local holder = redis.call('SET', KEYS[3], ARGV[6], 'NX', 'PX', ARGV[7], 'GET')
   if holder and holder ~= ARGV[6] then
     refused = 1
   else
-    redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[7])
+    -- This task's own claim, from a run that stopped: a lease anew.
+    if holder then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
     if not told[1] then
       redis.call('HSET', KEYS[1], 's', ARGV[1])
       redis.call('PEXPIRE', KEYS[1], ARGV[2])

@@ -122,9 +122,14 @@ func TestOneTaskAtATimeFansOutARegistration(t *testing.T) {
 	if told, err := s.SwapSchedule(ctx, reg, "task-2", LedgerFannedOut); err != nil || !told.Busy {
 		t.Fatalf("second while the first holds it: %+v %v, want busy", told, err)
 	}
-	// The first task run again (its worker died) goes on.
+	// The first task run again (its worker died) goes on, with a whole
+	// lease.
+	s.rdb.PExpire(ctx, claimKey(reg.SubjectID()), time.Second)
 	if told, _ := s.SwapSchedule(ctx, reg, "task-1", LedgerFannedOut); told.Busy || !told.Same {
 		t.Errorf("the first task again: %+v", told)
+	}
+	if ttl := s.rdb.PTTL(ctx, claimKey(reg.SubjectID())).Val(); ttl < claimLease-time.Minute {
+		t.Errorf("the first task's claim runs out in %v after its re-run, want %v", ttl, claimLease)
 	}
 	if err := s.ReleaseFanOut(ctx, reg); err != nil {
 		t.Fatal(err)
