@@ -242,8 +242,11 @@ if fresh then
   local now = ARGV[n + 4]
   for i = 5, #KEYS do
     local member = ARGV[n + 5 + 2 * (i - 5)]
-    redis.call('RPUSH', KEYS[i], ARGV[n + 6 + 2 * (i - 5)])
-    redis.call('ZADD', KEYS[3], 'NX', now, member)
+    -- A digest with items is in the index (cutScript takes it out only
+    -- once its list is empty): only an item that starts the list adds it.
+    if redis.call('RPUSH', KEYS[i], ARGV[n + 6 + 2 * (i - 5)]) == 1 then
+      redis.call('ZADD', KEYS[3], 'NX', now, member)
+    end
     redis.call('HSET', KEYS[4], member, now)
   end
 end
