@@ -19,7 +19,8 @@ import (
 // Confirmation builds the student's confirmation: the email with the exam
 // window as a calendar file.
 func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, sign DKIM, now time.Time) (*mail.Msg, error) {
-	m, err := newMessage(s, reg, e, reg.ID()+".confirmation", sign, now)
+	id := reg.ID()
+	m, err := newMessage(s, reg, e, id, id+".confirmation", sign, now)
 	if err != nil {
 		return nil, err
 	}
@@ -38,15 +39,15 @@ func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, sign DK
 // a mail system that sees it twice can tell.
 func Reminder(s relay.Sender, rem relay.Reminder, e relay.Email, sign DKIM, now time.Time) (*mail.Msg, error) {
 	reg := rem.Registration
-	id := fmt.Sprintf("%s.reminder-%s-%d", reg.ID(), rem.Event, int(rem.Before.Minutes()))
-	return newMessage(s, reg, e, id, sign, now)
+	id := reg.ID()
+	return newMessage(s, reg, e, id, fmt.Sprintf("%s.reminder-%s-%d", id, rem.Event, int(rem.Before.Minutes())), sign, now)
 }
 
-// newMessage builds an email to the student: subject, text and HTML
-// alternatives. Every value from the payload goes through go-mail's header
-// encoding, never into a raw header. The same idLocal always makes the
-// same Message-ID.
-func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, idLocal string, sign DKIM, now time.Time) (*mail.Msg, error) {
+// newMessage builds an email to the student about reg, whose ID is id:
+// subject, text and HTML alternatives. Every value from the payload goes
+// through go-mail's header encoding, never into a raw header. The same
+// idLocal always makes the same Message-ID.
+func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, id, idLocal string, sign DKIM, now time.Time) (*mail.Msg, error) {
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.From(s.From); err != nil {
 		return nil, fmt.Errorf("from address: %w", err)
@@ -65,7 +66,7 @@ func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, idLocal s
 	m.Subject(e.Subject)
 	m.SetMessageIDWithValue(idLocal + "@" + messageIDDomain(s.From))
 	m.SetDateWithValue(now)
-	m.SetGenHeader("X-Exam-Relay-Registration", reg.ID())
+	m.SetGenHeader("X-Exam-Relay-Registration", id)
 	// An automatic email (RFC 3834): out-of-office and auto-replies are
 	// not sent back to it, or to the exams office in Reply-To. Exchange
 	// reads its own header for the same.

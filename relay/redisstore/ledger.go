@@ -69,7 +69,10 @@ func (s *Store) UntilOver(sched relay.Schedule) time.Duration {
 
 // ledgerID is what a delivery's field holds: enough of the registration's
 // id to tell two sets of dates for one student apart.
-func ledgerID(reg relay.Registration) string { return reg.ID()[:12] }
+func ledgerID(reg relay.Registration) string { return ledgerIDOf(reg.ID()) }
+
+// ledgerIDOf is the ledgerID of the registration whose ID is id.
+func ledgerIDOf(id string) string { return id[:12] }
 
 // swapScript records the told schedule when there is none, claims the
 // fan-out for the task asking (see Told.Busy), and returns what was there
@@ -141,13 +144,14 @@ const claimLease = 5 * time.Minute
 // were made for them. Unless the fan-out of these dates is done, it claims
 // it for the task claimant until MarkFannedOut or ReleaseFanOut.
 func (s *Store) SwapSchedule(ctx context.Context, reg relay.Registration, claimant string, deliveries ...string) (Told, error) {
-	key := scheduleKey(reg.SubjectID())
+	subject, id := reg.SubjectID(), reg.ID()
+	key, ledger := scheduleKey(subject), ledgerIDOf(id)
 	keep := s.UntilOver(reg.Exam.Schedule)
 	told := Told{Sequence: relay.CalendarSequence(time.Now())}
 	now := toldSchedule{Schedule: reg.Exam.Schedule, Sequence: told.Sequence, Student: studentTag(reg.User.Email)}
 	first, _ := json.Marshal(now)
-	args := append([]any{first, keep.Milliseconds(), ledgerID(reg), LedgerConfirmation, LedgerFannedOut, claimant, claimLease.Milliseconds()}, toAny(deliveries)...)
-	keys := []string{key, sentKey("email:confirmation:" + reg.ID()), claimKey(reg.SubjectID())}
+	args := append([]any{first, keep.Milliseconds(), ledger, LedgerConfirmation, LedgerFannedOut, claimant, claimLease.Milliseconds()}, toAny(deliveries)...)
+	keys := []string{key, sentKey("email:confirmation:" + id), claimKey(subject)}
 	values, err := swapScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return Told{}, err
@@ -164,7 +168,7 @@ func (s *Store) SwapSchedule(ctx context.Context, reg relay.Registration, claima
 	if !old.Schedule.OpenDate.IsZero() && old.Schedule.Equal(reg.Exam.Schedule) {
 		told = Told{Same: true, Sequence: old.Sequence, Delivered: map[string]bool{}}
 		for i, d := range deliveries {
-			told.Delivered[d] = values[i+1] == ledgerID(reg)
+			told.Delivered[d] = values[i+1] == ledger
 		}
 		return told, nil
 	}

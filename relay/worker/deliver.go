@@ -49,10 +49,21 @@ type delivery struct {
 	// exam, not under one student.
 	digest *relay.Digest
 	send   func() (sent, error)
+	// id is reg.ID(), once deliver has worked it out for the log line and
+	// the history entry alike.
+	id string
+}
+
+// regID is d.reg.ID().
+func (d delivery) regID() string {
+	if d.id != "" {
+		return d.id
+	}
+	return d.reg.ID()
 }
 
 func (d delivery) logAttrs() []any {
-	return []any{"channel", d.channel, "route", d.route.Name, "registration", d.reg.ID(), "user", d.reg.User.ID, "exam", d.reg.Exam.ObjectID}
+	return []any{"channel", d.channel, "route", d.route.Name, "registration", d.regID(), "user", d.reg.User.ID, "exam", d.reg.Exam.ObjectID}
 }
 
 // sent is what the receiving end said of a delivery it took.
@@ -134,6 +145,7 @@ func sentEmail(msg *mail.Msg) sent {
 // deliver sends d unless it was sent before, counts, logs and records the
 // outcome, and returns the failure for the queue to act on.
 func (w *Worker) deliver(ctx context.Context, d delivery) error {
+	d.id = d.reg.ID()
 	attrs := d.logAttrs()
 	if !d.first {
 		already, outdated, err := w.delivered(ctx, d)
@@ -252,7 +264,7 @@ func (w *Worker) historyEntry(d delivery, status string, note sent) redisstore.H
 	if d.digest != nil {
 		e.Detail = fmt.Sprintf("%d students; %s", len(d.digest.Items), note.reply)
 	} else {
-		e.Registration, e.Email, e.User = d.reg.ID(), d.reg.User.Email, d.reg.User.ID
+		e.Registration, e.Email, e.User = d.regID(), d.reg.User.Email, d.reg.User.ID
 	}
 	return e
 }
