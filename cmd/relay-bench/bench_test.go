@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,7 +87,7 @@ func TestSmallRunDeliversEverythingOnce(t *testing.T) {
 	if b.ServePeakRSSMB <= 0 || b.WorkPeakRSSMB <= 0 {
 		t.Errorf("peak RSS not read: serve %v MB, work %v MB", b.ServePeakRSSMB, b.WorkPeakRSSMB)
 	}
-	for _, want := range []string{"ingest, median of 2: registrations/s", "delivery, median of 2: emails/s", "Redis scripts / commands per email", "Redis per delivered registration"} {
+	for _, want := range []string{"ingest, median of 2: registrations/s", "delivery, median of 2: emails/s", "delivery, median of 2: emails per CPU-second", "Redis scripts / commands per email", "Redis per delivered registration"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("no %q in the table:\n%s", want, stdout.String())
 		}
@@ -136,6 +137,21 @@ func TestCommandStatsCountCallsPerEmail(t *testing.T) {
 	// 20 emails: 40 scripts, 80 HSET and 20 CLIENT SETNAME since before.
 	if got, want := after.perEmail(before, 20), (redisWork{Scripts: 2, Commands: 7}); got != want {
 		t.Errorf("perEmail = %+v; want %+v", got, want)
+	}
+}
+
+func TestEmailsPerCPUSecondCountTheWorkersAndRedis(t *testing.T) {
+	for _, c := range []struct {
+		run  deliveryRun
+		want float64
+	}{
+		// The harness stands for the mail server: not counted.
+		{deliveryRun{PerSecond: 1200, CPU: map[string]float64{"work": 0.9, "redis": 0.3, "harness": 0.5}}, 1000},
+		{deliveryRun{PerSecond: 1200}, 0},
+	} {
+		if got := c.run.perCPUSecond(); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%+v: %v emails per CPU-second; want %v", c.run, got, c.want)
+		}
 	}
 }
 

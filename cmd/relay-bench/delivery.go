@@ -36,6 +36,7 @@ func (b *bench) delivery(ctx context.Context) (delivery, error) {
 		}
 		r.RelayVsThin = ratio(r.Relay.PerSecond, r.Thin.PerSecond)
 		r.RelayVsCeiling = ratio(r.Relay.PerSecond, r.Ceiling.PerSecond)
+		r.RelayVsThinPerCPU = ratio(r.Relay.perCPUSecond(), r.Thin.perCPUSecond())
 		res.Rounds = append(res.Rounds, r)
 	}
 	rs := res.Rounds
@@ -44,6 +45,9 @@ func (b *bench) delivery(ctx context.Context) (delivery, error) {
 	res.CeilingPerSecond = medianOf(rs, func(r deliveryRound) float64 { return r.Ceiling.PerSecond })
 	res.RelayVsThin = medianOf(rs, func(r deliveryRound) float64 { return r.RelayVsThin })
 	res.RelayVsCeiling = medianOf(rs, func(r deliveryRound) float64 { return r.RelayVsCeiling })
+	res.RelayPerCPUSecond = medianOf(rs, func(r deliveryRound) float64 { return r.Relay.perCPUSecond() })
+	res.ThinPerCPUSecond = medianOf(rs, func(r deliveryRound) float64 { return r.Thin.perCPUSecond() })
+	res.RelayVsThinPerCPU = medianOf(rs, func(r deliveryRound) float64 { return r.RelayVsThinPerCPU })
 	return res, nil
 }
 
