@@ -70,7 +70,7 @@ func TestWorkerBacksOffWhileRedisRefusesItsPassword(t *testing.T) {
 // that ask.
 func commandsSeen(t *testing.T, rdb *redis.Client) int {
 	t.Helper()
-	stats := infoFields(t, rdb, "commandstats")
+	stats := relaytest.Info(t, rdb, "commandstats")
 	n := 0
 	for name, v := range stats {
 		if name == "cmdstat_info" {
@@ -87,7 +87,7 @@ func commandsSeen(t *testing.T, rdb *redis.Client) int {
 // want of one.
 func refusals(t *testing.T, rdb *redis.Client) int {
 	t.Helper()
-	stats := infoFields(t, rdb, "errorstats")
+	stats := relaytest.Info(t, rdb, "errorstats")
 	n := 0
 	for _, name := range []string{"errorstat_WRONGPASS", "errorstat_NOAUTH"} {
 		var count int
@@ -95,21 +95,6 @@ func refusals(t *testing.T, rdb *redis.Client) int {
 		n += count
 	}
 	return n
-}
-
-func infoFields(t *testing.T, rdb *redis.Client, section string) map[string]string {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), section).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := map[string]string{}
-	for _, line := range strings.Split(info, "\n") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
-			fields[k] = v
-		}
-	}
-	return fields
 }
 
 // cpuTicks is the user and system CPU time the process has used, in clock

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/relaytest"
 )
 
 // BenchmarkLedgerPerEmail is the relay's own Redis work for one
@@ -78,20 +79,14 @@ func benchmarkLedger(b *testing.B, mark, history bool) {
 // redisCPU is the CPU time Redis has used, user and system.
 func redisCPU(b *testing.B, rdb redis.UniversalClient) time.Duration {
 	b.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for line := range strings.Lines(info) {
-		name, value, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (name == "used_cpu_sys" || name == "used_cpu_user") {
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				b.Fatalf("INFO cpu: %s", line)
-			}
-			total += v
+	info := relaytest.Info(b, rdb, "cpu")
+	var total time.Duration
+	for _, name := range []string{"used_cpu_sys", "used_cpu_user"} {
+		seconds, err := strconv.ParseFloat(info[name], 64)
+		if err != nil {
+			b.Fatalf("INFO cpu's %s: %v", name, err)
 		}
+		total += time.Duration(seconds * float64(time.Second))
 	}
-	return time.Duration(total * float64(time.Second))
+	return total
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/exam-relay/relay/relay"
+	"github.com/exam-relay/relay/relay/relaytest"
 )
 
 func TestHistoryFindsEntriesByAddressUserAndExamNewestFirst(t *testing.T) {
@@ -286,14 +287,11 @@ func TestHistoryEntryIsLean(t *testing.T) {
 			ctx := context.Background()
 			h := s.NewHistory(180 * 24 * time.Hour)
 			usedMemory := func() int64 {
-				info, _ := s.rdb.Info(ctx, "memory").Result()
-				for _, line := range strings.Split(info, "\r\n") {
-					if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-						n, _ := strconv.ParseInt(v, 10, 64)
-						return n
-					}
+				n, err := strconv.ParseInt(relaytest.Info(t, s.rdb, "memory")["used_memory"], 10, 64)
+				if err != nil {
+					t.Fatalf("INFO memory's used_memory: %v", err)
 				}
-				return 0
+				return n
 			}
 			before := usedMemory()
 			n := tt.students * tt.each

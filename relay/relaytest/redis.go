@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -146,6 +147,22 @@ func useExternalRedis(t testing.TB, rawURL string) *Redis {
 // keys directly. It is shared; do not close it.
 func (r *Redis) Client() *redis.Client {
 	return r.client
+}
+
+// Info is one section of rdb's INFO, by field name.
+func Info(t testing.TB, rdb redis.UniversalClient, section string) map[string]string {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for line := range strings.Lines(info) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			fields[k] = v
+		}
+	}
+	return fields
 }
 
 // Stop kills the server, as a crash would. Its data is lost, unless it
