@@ -19,8 +19,7 @@ import (
 // Confirmation builds the student's confirmation: the email with the exam
 // window as a calendar file.
 func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, sign DKIM, now time.Time) (*mail.Msg, error) {
-	id := reg.ID()
-	m, err := newMessage(s, reg, e, id, id+".confirmation", sign, now)
+	m, err := newMessage(s, reg, e, "confirmation", sign, now)
 	if err != nil {
 		return nil, err
 	}
@@ -38,16 +37,16 @@ func Confirmation(s relay.Sender, reg relay.Registration, e relay.Email, sign DK
 // Reminder builds a reminder email. Its Message-ID names the reminder, so
 // a mail system that sees it twice can tell.
 func Reminder(s relay.Sender, rem relay.Reminder, e relay.Email, sign DKIM, now time.Time) (*mail.Msg, error) {
-	reg := rem.Registration
-	id := reg.ID()
-	return newMessage(s, reg, e, id, fmt.Sprintf("%s.reminder-%s-%d", id, rem.Event, int(rem.Before.Minutes())), sign, now)
+	kind := fmt.Sprintf("reminder-%s-%d", rem.Event, int(rem.Before.Minutes()))
+	return newMessage(s, rem.Registration, e, kind, sign, now)
 }
 
-// newMessage builds an email to the student about reg, whose ID is id:
-// subject, text and HTML alternatives. Every value from the payload goes
-// through go-mail's header encoding, never into a raw header. The same
-// idLocal always makes the same Message-ID.
-func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, id, idLocal string, sign DKIM, now time.Time) (*mail.Msg, error) {
+// newMessage builds an email of a kind to the student about reg: subject,
+// text and HTML alternatives. Every value from the payload goes through
+// go-mail's header encoding, never into a raw header. The same
+// registration and kind always make the same Message-ID.
+func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, kind string, sign DKIM, now time.Time) (*mail.Msg, error) {
+	id := reg.ID()
 	m := mail.NewMsg(mail.WithNoDefaultUserAgent())
 	if err := m.From(s.From); err != nil {
 		return nil, fmt.Errorf("from address: %w", err)
@@ -64,7 +63,7 @@ func newMessage(s relay.Sender, reg relay.Registration, e relay.Email, id, idLoc
 		return nil, fmt.Errorf("recipient: %w", err)
 	}
 	m.Subject(e.Subject)
-	m.SetMessageIDWithValue(idLocal + "@" + messageIDDomain(s.From))
+	m.SetMessageIDWithValue(id + "." + kind + "@" + messageIDDomain(s.From))
 	m.SetDateWithValue(now)
 	m.SetGenHeader("X-Exam-Relay-Registration", id)
 	// An automatic email (RFC 3834): out-of-office and auto-replies are
