@@ -67,12 +67,9 @@ func (s *Store) UntilOver(sched relay.Schedule) time.Duration {
 	return max(s.retention, time.Until(sched.End().Add(afterExam)))
 }
 
-// ledgerID is what a delivery's field holds: enough of the registration's
-// id to tell two sets of dates for one student apart.
-func ledgerID(reg relay.Registration) string { return ledgerIDOf(reg.ID()) }
-
-// ledgerIDOf is the ledgerID of the registration whose ID is id.
-func ledgerIDOf(id string) string { return id[:12] }
+// ledgerID is what a delivery's field holds for the registration whose
+// ID is id: enough of it to tell two sets of dates for one student apart.
+func ledgerID(id string) string { return id[:12] }
 
 // swapScript records the told schedule when there is none, claims the
 // fan-out for the task asking (see Told.Busy), and returns what was there
@@ -145,7 +142,7 @@ const claimLease = 5 * time.Minute
 // it for the task claimant until MarkFannedOut or ReleaseFanOut.
 func (s *Store) SwapSchedule(ctx context.Context, reg relay.Registration, claimant string, deliveries ...string) (Told, error) {
 	subject, id := reg.SubjectID(), reg.ID()
-	key, ledger := scheduleKey(subject), ledgerIDOf(id)
+	key, ledger := scheduleKey(subject), ledgerID(id)
 	keep := s.UntilOver(reg.Exam.Schedule)
 	told := Told{Sequence: relay.CalendarSequence(time.Now())}
 	now := toldSchedule{Schedule: reg.Exam.Schedule, Sequence: told.Sequence, Student: studentTag(reg.User.Email)}
@@ -213,7 +210,7 @@ func (s *Store) Delivered(ctx context.Context, reg relay.Registration, delivery 
 	if json.Unmarshal([]byte(raw), &told) == nil && !told.Schedule.OpenDate.IsZero() && !told.Schedule.Equal(reg.Exam.Schedule) {
 		return false, true, nil
 	}
-	return values[1] == ledgerID(reg), false, nil
+	return values[1] == ledgerID(reg.ID()), false, nil
 }
 
 // markScript records deliveries in a ledger that exists: one erased or
@@ -290,7 +287,7 @@ func (m Mark) args() (keys []string, args []any) {
 		keys[1] = claimKey(subject)
 		deliveries = append(slices.Clip(deliveries), LedgerFannedOut)
 	}
-	id := ledgerID(m.Reg)
+	id := ledgerID(m.Reg.ID())
 	args = make([]any, 0, 1+2*len(deliveries)+3+2*len(m.Digests))
 	args = append(args, 2*len(deliveries))
 	for _, d := range deliveries {
