@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,10 +58,30 @@ func startProcess(t *testing.T, env map[string]string, args ...string) *osProces
 		<-p.done
 		if t.Failed() {
 			b, _ := os.ReadFile(log)
-			t.Logf("relay %s log:\n%.4000s", args[0], b)
+			t.Logf("relay %s log:\n%s", args[0], logDigest(b))
 		}
 	})
 	return p
+}
+
+// logDigest is what a failed test shows of a relay's log: its start, the
+// first and last lines that are not INFO (what went wrong is there, however
+// long the log), and its end.
+func logDigest(b []byte) string {
+	const head, tail, notInfo = 1500, 1500, 30
+	if len(b) <= head+tail {
+		return string(b)
+	}
+	var lines []string
+	for line := range strings.Lines(string(b[head : len(b)-tail])) {
+		if !strings.Contains(line, `"level":"INFO"`) {
+			lines = append(lines, line)
+		}
+	}
+	if n := len(lines); n > 2*notInfo {
+		lines = slices.Concat(lines[:notInfo], []string{fmt.Sprintf("[… %d more]\n", n-2*notInfo)}, lines[n-notInfo:])
+	}
+	return fmt.Sprintf("%s\n[… not INFO:]\n%s[… end:]\n%s", b[:head], strings.Join(lines, ""), b[len(b)-tail:])
 }
 
 func (p *osProcess) kill() {
@@ -179,16 +200,16 @@ func waitDelivered(t *testing.T, f *fixture, want []int, timeout time.Duration) 
 				got[to]++
 			}
 		}
-		missing := 0
+		var missing []int
 		for _, i := range want {
 			if got[address(i)] == 0 {
-				missing++
+				missing = append(missing, i)
 			}
 		}
 		// The fan-out sends most emails itself; the email queue holds only
 		// those it handed over.
 		busy := queuesBusy(inspect, tasks.QueueRegistrations, tasks.QueueEmail)
-		if missing == 0 && busy == "" {
+		if len(missing) == 0 && busy == "" {
 			return got
 		}
 		if time.Now().After(deadline) {
@@ -197,7 +218,7 @@ func waitDelivered(t *testing.T, f *fixture, want []int, timeout time.Duration) 
 					t.Logf("waiting to retry: %s at %v after %d retries: %s", r.ID, r.NextProcessAt, r.Retried, r.LastErr)
 				}
 			}
-			t.Fatalf("after %v: %d of %d students without an email (queues: %s)", timeout, missing, len(want), busy)
+			t.Fatalf("after %v: %d of %d students without an email, such as %v (queues: %s)", timeout, len(missing), len(want), missing[:min(len(missing), 10)], busy)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
