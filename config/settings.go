@@ -27,7 +27,7 @@ var Settings = []Setting{
 		Summary: "redis://, rediss:// or redis-sentinel:// URL; empty runs an in-memory Redis that keeps nothing (relay run only)",
 		get:     func(c *Config) string { return redactRedisURL(c.RedisURL) },
 		set:     func(c *Config, v string) error { c.RedisURL = v; return nil }},
-	integer("RELAY_REDIS_MIN_REPLICAS", "redis.min_replicas", "Redis replicas that must hold a registration before the receiver relies on Redis alone; if fewer do within a second, it is written to the spool too. 0: don't wait",
+	integer("RELAY_REDIS_MIN_REPLICAS", "redis.min_replicas", "Redis replicas that must hold a registration before the receiver relies on Redis alone; if fewer do within a second, a copy is kept in the spool folder until they do. 0: don't wait",
 		func(c *Config) *int { return &c.Redis.MinReplicas }),
 	str("RELAY_WEBHOOK_USERNAME", "webhook.username", false, "Basic auth username Synap sends",
 		func(c *Config) *string { return &c.Webhook.Username }),

@@ -275,7 +275,7 @@ func replication(ctx context.Context, rdb redis.UniversalClient, cfg config.Conf
 		}
 	}
 	if want := cfg.Redis.MinReplicas; want > online {
-		warnings = append(warnings, fmt.Sprintf("RELAY_REDIS_MIN_REPLICAS is %d but %d replica(s) are online: every registration would wait a second and be spooled too", want, online))
+		warnings = append(warnings, fmt.Sprintf("RELAY_REDIS_MIN_REPLICAS is %d but %d replica(s) are online: registrations get a copy in the spool folder, kept until that many replicas hold them", want, online))
 	}
 	return lines, warnings
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -81,17 +82,34 @@ func forgetCommand(ctx context.Context, args []string, e env) error {
 }
 
 // forgetSpooled removes the student's registrations from this machine's
-// spool, when no relay serve holds it.
+// spool, and the copies kept until Redis's replicas hold them, when no
+// relay serve holds the spool.
 func forgetSpooled(cfg config.Config, address string) (int, error) {
-	spool, err := webhook.OpenSpool(cfg.Spool.Dir, cfg.Spool.Max, newLogger(cfg, io.Discard))
+	theirs := func(payload []byte) bool {
+		reg, err := tasks.ParseRegistration(payload)
+		return err == nil && strings.EqualFold(reg.User.Email, address)
+	}
+	log := newLogger(cfg, io.Discard)
+	spool, err := webhook.OpenSpool(cfg.Spool.Dir, cfg.Spool.Max, log)
 	if err != nil {
 		return 0, err
 	}
 	defer spool.Close()
-	return spool.Forget(func(payload []byte) bool {
-		reg, err := tasks.ParseRegistration(payload)
-		return err == nil && strings.EqualFold(reg.User.Email, address)
-	})
+	n, err := spool.Forget(theirs)
+	if err != nil {
+		return n, err
+	}
+	copies := webhook.UnreplicatedDir(cfg.Spool.Dir)
+	if _, err := os.Stat(copies); errors.Is(err, os.ErrNotExist) {
+		return n, nil
+	}
+	unreplicated, err := webhook.OpenSpool(copies, cfg.Spool.Max, log)
+	if err != nil {
+		return n, err
+	}
+	defer unreplicated.Close()
+	m, err := webhook.ForgetUnreplicated(unreplicated, theirs)
+	return n + m, err
 }
 
 func printForgotten(e env, f forgotten) {

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -105,11 +107,12 @@ func openRelay(ctx context.Context, cfg config.Config, e env, allowEmbedded bool
 }
 
 // replicaWait bounds how long a webhook waits for RELAY_REDIS_MIN_REPLICAS
-// replicas before its registration is spooled as well.
+// replicas before a copy of its registration is kept until they hold it.
 const replicaWait = time.Second
 
-// startReceiver adds the webhook receiver, with its spool and the drainer
-// that moves the spool into Redis, running until ctx ends.
+// startReceiver adds the webhook receiver, with its spool, and the
+// drainers that move the spool into Redis and drop the copies the
+// replicas hold, running until ctx ends.
 func (p *relayProcess) startReceiver(ctx context.Context) error {
 	creds, err := credentials(p.cfg, p.embedded, p.stdout)
 	if err != nil {
@@ -129,6 +132,16 @@ func (p *relayProcess) startReceiver(ctx context.Context) error {
 	p.onClose(func() { _ = spool.Close() })
 	p.http.Metrics.ObserveSpool(spool)
 	deps := webhook.ReceiverDeps{Queue: p.queue, Options: p.options, Spool: spool, Metrics: p.http.Metrics, Log: p.log}
+	// Copies left by a run with RELAY_REDIS_MIN_REPLICAS are drained even
+	// when it is off now.
+	copies := webhook.UnreplicatedDir(p.cfg.Spool.Dir)
+	if _, err := os.Stat(copies); p.cfg.Redis.MinReplicas > 0 || err == nil {
+		if deps.Unreplicated, err = webhook.OpenSpool(copies, p.cfg.Spool.Max, p.log.With("spool", "unreplicated")); err != nil {
+			return err
+		}
+		p.onClose(func() { _ = deps.Unreplicated.Close() })
+		p.http.Metrics.ObserveUnreplicated(deps.Unreplicated)
+	}
 	if n := p.cfg.Redis.MinReplicas; n > 0 {
 		deps.Replicas = redisstore.NewReplicas(p.redis, n, replicaWait)
 	}
@@ -137,10 +150,14 @@ func (p *relayProcess) startReceiver(ctx context.Context) error {
 		return err
 	}
 	drainCtx, stopDraining := context.WithCancel(ctx)
-	drained := make(chan struct{})
-	go func() { spool.RunDrainer(drainCtx, time.Second, receiver.EnqueueSpooled); close(drained) }()
-	p.onClose(func() { stopDraining(); <-drained })
-	p.http.Credentials, p.http.Receiver, p.http.Spool = creds, receiver, spool
+	var drainers sync.WaitGroup
+	drainers.Go(func() { spool.RunDrainer(drainCtx, time.Second, receiver.EnqueueSpooled) })
+	if deps.Unreplicated != nil {
+		drainers.Go(func() { deps.Unreplicated.RunSweeper(drainCtx, time.Second, receiver.ConfirmUnreplicated) })
+	}
+	p.onClose(func() { stopDraining(); drainers.Wait() })
+	p.http.Credentials, p.http.Receiver = creds, receiver
+	p.http.Spool, p.http.Unreplicated = spool, deps.Unreplicated
 	return nil
 }
 

@@ -49,3 +49,12 @@ func (m *Metrics) ObserveSpool(s *Spool) {
 		Help: "Registrations kept on local disk, waiting for Redis.",
 	}, func() float64 { return float64(s.Depth()) }))
 }
+
+// ObserveUnreplicated exports how many registrations Redis took have a
+// copy kept in s until enough replicas hold them.
+func (m *Metrics) ObserveUnreplicated(s *Spool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "relay_spool_unreplicated",
+		Help: "Registrations kept on local disk until RELAY_REDIS_MIN_REPLICAS replicas hold them.",
+	}, func() float64 { return float64(s.Depth()) }))
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -13,10 +14,13 @@ import (
 	"github.com/exam-relay/relay/tasks"
 )
 
-// ReplicaWaiter says whether enough Redis replicas hold a task just
-// stored; *redisstore.Replicas is one.
+// ReplicaWaiter says whether the Redis master has a registration, stored
+// as the task id in queue or handled since (found), and whether enough
+// replicas hold it too (held); *redisstore.Replicas is one.
 type ReplicaWaiter interface {
-	Hold(ctx context.Context, queue, id string) (bool, error)
+	Hold(ctx context.Context, reg relay.Registration, queue, id string) (found, held bool, err error)
+	// HoldAll is Hold for many, with one wait for the replicas.
+	HoldAll(ctx context.Context, regs []relay.Registration, queue string, ids []string) (found []bool, held bool, err error)
 }
 
 // Receiver takes Synap's "User Registered for Exam" webhook. It answers 2xx
@@ -27,8 +31,15 @@ type Receiver struct {
 	replicas ReplicaWaiter
 	opts     tasks.Options
 	spool    *Spool
-	log      *slog.Logger
-	metrics  *Metrics
+	// unreplicated keeps, with Replicas, the registrations Redis took but
+	// too few replicas held yet.
+	unreplicated *Spool
+	// behind is set while the replicas lag: a copy is kept at once, rather
+	// than after a wait that would most likely be in vain, until the
+	// copies' drainer finds the replicas holding what they lacked.
+	behind  atomic.Bool
+	log     *slog.Logger
+	metrics *Metrics
 }
 
 // ReceiverDeps is everything a Receiver needs; every field but Replicas
@@ -36,8 +47,10 @@ type Receiver struct {
 type ReceiverDeps struct {
 	Queue tasks.Enqueuer
 	// Replicas, when set, must hold a registration before Redis alone is
-	// trusted with it; one they do not hold is spooled too.
-	Replicas ReplicaWaiter
+	// trusted with it; a copy of one they do not hold yet is kept in
+	// Unreplicated until they do.
+	Replicas     ReplicaWaiter
+	Unreplicated *Spool
 	// Options are the rules of the registration tasks it enqueues.
 	Options tasks.Options
 	// Spool keeps registrations while Redis cannot take them.
@@ -54,12 +67,14 @@ func NewReceiver(d ReceiverDeps) (*Receiver, error) {
 		return nil, errors.New("receiver: no Queue")
 	case d.Spool == nil:
 		return nil, errors.New("receiver: no Spool")
+	case d.Replicas != nil && d.Unreplicated == nil:
+		return nil, errors.New("receiver: Replicas without an Unreplicated spool")
 	case d.Metrics == nil:
 		return nil, errors.New("receiver: no Metrics")
 	case d.Log == nil:
 		return nil, errors.New("receiver: no Log")
 	}
-	return &Receiver{queue: d.Queue, replicas: d.Replicas, opts: d.Options, spool: d.Spool, log: d.Log, metrics: d.Metrics}, nil
+	return &Receiver{queue: d.Queue, replicas: d.Replicas, opts: d.Options, spool: d.Spool, unreplicated: d.Unreplicated, log: d.Log, metrics: d.Metrics}, nil
 }
 
 // enqueueTimeout bounds how long a request waits for Redis before the
@@ -151,7 +166,7 @@ func (rc *Receiver) store(ctx context.Context, reg relay.Registration, webhookID
 	info, err := rc.queue.EnqueueContext(enqueueCtx, task, opts...)
 	switch {
 	case err == nil:
-		rc.replicate(ctx, info, task.Payload())
+		rc.replicate(ctx, reg, info, task.Payload())
 		return relay.Accepted, nil
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return relay.Duplicate, nil
@@ -161,20 +176,23 @@ func (rc *Receiver) store(ctx context.Context, reg relay.Registration, webhookID
 }
 
 // replicate waits until the replicas asked for hold a task just stored,
-// and spools the registration too when they do not: a failover now would
-// lose what only the master has, and the drainer then stores it again
-// (a repeat of what survived is refused by its task id).
-func (rc *Receiver) replicate(ctx context.Context, info *asynq.TaskInfo, payload []byte) {
+// and keeps a copy of the registration until they do when they do not
+// yet: a failover now would lose what only the master has. The copy's
+// drainer stores it again in a master that lacks it.
+func (rc *Receiver) replicate(ctx context.Context, reg relay.Registration, info *asynq.TaskInfo, payload []byte) {
 	if rc.replicas == nil {
 		return
 	}
-	held, err := rc.replicas.Hold(ctx, info.Queue, info.ID)
-	if held {
-		return
+	if !rc.behind.Load() {
+		_, held, err := rc.replicas.Hold(ctx, reg, info.Queue, info.ID)
+		if held {
+			return
+		}
+		rc.behind.Store(true)
+		rc.log.Warn("registrations on fewer Redis replicas than RELAY_REDIS_MIN_REPLICAS; keeping a copy of each until they hold it", "registration", info.ID, "err", err)
 	}
-	rc.log.Warn("registration on fewer Redis replicas than RELAY_REDIS_MIN_REPLICAS; spooling it too", "registration", info.ID, "err", err)
-	if err := rc.spool.Append(payload); err != nil {
-		rc.log.Error("registration only on the Redis master: the spool could not take it", "registration", info.ID, "err", err)
+	if err := rc.keepUnreplicated(info.ID, payload); err != nil {
+		rc.log.Error("registration only on the Redis master: the spool could not keep a copy", "registration", info.ID, "err", err)
 	}
 }
 

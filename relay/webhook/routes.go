@@ -32,9 +32,10 @@ type ServerDeps struct {
 	Signatures *StandardWebhooks
 	// Ready reports whether Redis answers.
 	Ready func(context.Context) error
-	// Spool, when set, is reported by /readyz.
-	Spool   *Spool
-	Metrics *Metrics
+	// Spool and Unreplicated, when set, are reported by /readyz.
+	Spool        *Spool
+	Unreplicated *Spool
+	Metrics      *Metrics
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// Admin, when set, serves the admin page under AdminPath; nil (no
@@ -50,7 +51,7 @@ func NewServer(d ServerDeps) http.Handler {
 		mux.Handle("POST "+Path, d.webhook())
 	}
 	mux.Handle("GET /healthz", healthz())
-	mux.Handle("GET /readyz", readyz(d.Ready, d.Spool, d.Log))
+	mux.Handle("GET /readyz", readyz(d.Ready, d.Spool, d.Unreplicated, d.Log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	if d.Admin != nil {
 		mux.Handle(AdminPath, d.Admin.handler())
@@ -81,11 +82,14 @@ func healthz() http.Handler {
 	})
 }
 
-func readyz(ready func(context.Context) error, spool *Spool, log *slog.Logger) http.Handler {
+func readyz(ready func(context.Context) error, spool, unreplicated *Spool, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		status := map[string]any{"status": "ok", "redis": "ok"}
 		if spool != nil {
 			status["spool"] = spool.Depth()
+		}
+		if unreplicated != nil {
+			status["unreplicated"] = unreplicated.Depth()
 		}
 		if err := ready(r.Context()); err != nil {
 			log.Warn("not ready", "err", err)

@@ -156,6 +156,56 @@ func (s *Spool) Drain(enqueue func([]byte) error) (int, error) {
 	return drained, nil
 }
 
+// Sweep hands check the lines set aside, and forgets those it says are
+// done; the rest stay, in one file, for the next sweep. On an error it
+// keeps them all.
+func (s *Spool) Sweep(check func(lines [][]byte) (done []bool, err error)) (int, error) {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	pending, err := s.setAside()
+	if err != nil || len(pending) == 0 {
+		return 0, err
+	}
+	var lines [][]byte
+	for _, path := range pending {
+		got, torn, err := readSpoolFile(path)
+		if err != nil {
+			return 0, err
+		}
+		if torn > 0 {
+			s.log.Warn("spool: skipped a torn or unreadable line, left by a crash mid-write", "file", path, "count", torn)
+		}
+		lines = append(lines, got...)
+	}
+	done, err := check(lines)
+	if err != nil {
+		return 0, err
+	}
+	var kept [][]byte
+	for i, line := range lines {
+		if !done[i] {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == len(lines) && len(pending) <= 16 {
+		return 0, nil // nothing to rewrite, nor yet files enough to gather
+	}
+	// The kept lines are written before the files that held them go: a
+	// crash in between leaves a line twice, which a sweep takes as once.
+	if len(kept) > 0 {
+		if err := rewriteSpoolFile(filepath.Join(s.dir, pendingName()), kept); err != nil {
+			return 0, err
+		}
+	}
+	for _, path := range pending {
+		if err := os.Remove(path); err != nil {
+			return 0, fmt.Errorf("spool: %w", err)
+		}
+	}
+	s.forget(len(lines) - len(kept))
+	return len(lines) - len(kept), nil
+}
+
 func (s *Spool) forget(n int) {
 	s.mu.Lock()
 	s.depth = max(0, s.depth-n)
@@ -187,12 +237,15 @@ func (s *Spool) rotate() error {
 	if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	to := filepath.Join(s.dir, fmt.Sprintf("pending-%020d.jsonl", time.Now().UnixNano()))
+	to := filepath.Join(s.dir, pendingName())
 	if err := os.Rename(from, to); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
 	return syncDir(s.dir)
 }
+
+// pendingName names a file set aside now: the names sort by age.
+func pendingName() string { return fmt.Sprintf("pending-%020d.jsonl", time.Now().UnixNano()) }
 
 // pending lists the files waiting to be drained, oldest first.
 func (s *Spool) pending() ([]string, error) {
@@ -221,22 +274,46 @@ func (s *Spool) Close() error {
 // RunDrainer drains the spool every interval while it holds anything,
 // until ctx ends.
 func (s *Spool) RunDrainer(ctx context.Context, interval time.Duration, enqueue func([]byte) error) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	s.every(ctx, interval, interval, func() (int, error) { return s.Drain(enqueue) })
+}
+
+// RunSweeper sweeps the spool every interval while it holds anything,
+// until ctx ends. Sweeps that leave everything wait longer, up to 30
+// intervals: each reads the whole spool, which a long wait can fill.
+func (s *Spool) RunSweeper(ctx context.Context, interval time.Duration, check func(lines [][]byte) ([]bool, error)) {
+	s.every(ctx, interval, 30*interval, func() (int, error) { return s.Sweep(check) })
+}
+
+// every runs pass while the spool holds anything, until ctx ends: after
+// interval, or twice as long as last time, up to longest, when the last
+// pass did nothing.
+func (s *Spool) every(ctx context.Context, interval, longest time.Duration, pass func() (int, error)) {
+	wait := interval
+	var warned time.Time // while it fails, once a minute is enough
 	for {
 		if s.Depth() > 0 {
-			n, err := s.Drain(enqueue)
+			n, err := pass()
 			if n > 0 {
-				s.log.Info("spool drained into Redis", "count", n, "left", s.Depth())
+				s.log.Info("spool drained", "count", n, "left", s.Depth())
 			}
-			if err != nil {
-				s.log.Warn("spool: Redis still unavailable; will try again", "left", s.Depth(), "err", err)
+			switch {
+			case err == nil:
+				warned = time.Time{}
+			case time.Since(warned) >= time.Minute:
+				s.log.Warn("spool: not drained yet; will try again", "left", s.Depth(), "err", err)
+				warned = time.Now()
 			}
+			wait = min(2*wait, longest)
+			if n > 0 {
+				wait = interval
+			}
+		} else {
+			wait = interval
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -120,3 +120,40 @@ func TestSpoolIsBounded(t *testing.T) {
 		t.Errorf("third append: %v, want ErrSpoolFull", err)
 	}
 }
+
+func TestSweepKeepsWhatIsNotDoneInOneFile(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, 100, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		s.Append([]byte(fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	// The middle one is done; then the spool takes another meanwhile.
+	n, err := s.Sweep(func(lines [][]byte) ([]bool, error) {
+		return []bool{false, true, false}, nil
+	})
+	if err != nil || n != 1 || s.Depth() != 2 {
+		t.Fatalf("Sweep = %d, %v, depth %d; want 1 done, 2 kept", n, err, s.Depth())
+	}
+	s.Append([]byte(`{"n":3}`))
+	if _, err := s.Sweep(func([][]byte) ([]bool, error) { return nil, errors.New("Redis away") }); err == nil || s.Depth() != 3 {
+		t.Fatalf("a failed sweep: %v, depth %d; want the error and all 3 kept", err, s.Depth())
+	}
+	var got []string
+	n, err = s.Sweep(func(lines [][]byte) ([]bool, error) {
+		done := make([]bool, len(lines))
+		for i, l := range lines {
+			got, done[i] = append(got, string(l)), true
+		}
+		return done, nil
+	})
+	if want := `{"n":0} {"n":2} {"n":3}`; err != nil || n != 3 || strings.Join(got, " ") != want {
+		t.Errorf("last sweep = %d, %v, saw %q; want 3 done, %s", n, err, got, want)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.jsonl")); s.Depth() != 0 || len(files) != 0 {
+		t.Errorf("after everything was done: depth %d, files %v", s.Depth(), files)
+	}
+}

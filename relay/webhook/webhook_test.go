@@ -17,6 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/tasks"
 )
 
@@ -57,9 +58,10 @@ const user, password = "synap", "s3cret"
 
 type server struct {
 	http.Handler
-	queue *memoryQueue
-	spool *Spool
-	reg   *prometheus.Registry
+	receiver *Receiver
+	queue    *memoryQueue
+	spool    *Spool
+	reg      *prometheus.Registry
 }
 
 func newServer(t testing.TB, spoolMax int, signatures *StandardWebhooks, creds Credentials, options ...func(*ReceiverDeps)) *server {
@@ -75,12 +77,11 @@ func newServer(t testing.TB, spoolMax int, signatures *StandardWebhooks, creds C
 	for _, o := range options {
 		o(&deps)
 	}
-	receiver, err := NewReceiver(deps)
-	if err != nil {
+	if s.receiver, err = NewReceiver(deps); err != nil {
 		t.Fatal(err)
 	}
 	s.Handler = NewServer(ServerDeps{
-		Receiver: receiver, Credentials: creds, Signatures: signatures, Spool: s.spool,
+		Receiver: s.receiver, Credentials: creds, Signatures: signatures, Spool: s.spool,
 		Ready: func(context.Context) error { return nil }, Metrics: m, Gatherer: s.reg, Log: quietLog(),
 	})
 	return s
@@ -153,30 +154,87 @@ func TestRedisAwaySpoolsAndAFullSpoolIs503(t *testing.T) {
 	}
 }
 
-// replicasSay is a ReplicaWaiter that says what it is told.
+// replicasSay is a ReplicaWaiter that says what it is told: the master
+// has every registration but those missing, and the replicas hold them if
+// held.
 type replicasSay struct {
-	held  bool
-	asked []string
+	held    bool
+	missing map[string]bool
+	asked   []string
 }
 
-func (r *replicasSay) Hold(_ context.Context, _, id string) (bool, error) {
-	r.asked = append(r.asked, id)
-	return r.held, nil
+func (r *replicasSay) Hold(ctx context.Context, reg relay.Registration, queue, id string) (bool, bool, error) {
+	found, held, err := r.HoldAll(ctx, []relay.Registration{reg}, queue, []string{id})
+	return found[0], found[0] && held, err
 }
 
-func TestARegistrationTooFewReplicasHoldIsSpooledToo(t *testing.T) {
+func (r *replicasSay) HoldAll(_ context.Context, _ []relay.Registration, _ string, ids []string) ([]bool, bool, error) {
+	found := make([]bool, len(ids))
+	for i, id := range ids {
+		r.asked = append(r.asked, id)
+		found[i] = !r.missing[id]
+	}
+	return found, r.held, nil
+}
+
+func TestARegistrationTooFewReplicasHoldHasACopyKeptUntilTheyDo(t *testing.T) {
 	replicas := &replicasSay{held: true}
-	s := newServer(t, 10, nil, Credentials{Username: user, Password: password}, func(d *ReceiverDeps) { d.Replicas = replicas })
-	if code, got := s.post(example(t), withBasic); code != http.StatusAccepted || got.Status != "accepted" || s.spool.Depth() != 0 {
-		t.Errorf("held by the replicas: %d %+v, spool %d; want 202 accepted and nothing spooled", code, got, s.spool.Depth())
+	copies, err := OpenSpool(t.TempDir(), 10, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copies.Close()
+	s := newServer(t, 10, nil, Credentials{Username: user, Password: password}, func(d *ReceiverDeps) {
+		d.Replicas, d.Unreplicated = replicas, copies
+	})
+	if code, got := s.post(example(t), withBasic); code != http.StatusAccepted || got.Status != "accepted" || copies.Depth() != 0 {
+		t.Errorf("held by the replicas: %d %+v, %d copies; want 202 accepted and no copy", code, got, copies.Depth())
 	}
 	replicas.held = false
 	other := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("other.student@"), 1)
-	if code, got := s.post(other, withBasic); code != http.StatusAccepted || got.Status != "accepted" || s.spool.Depth() != 1 {
-		t.Errorf("not held: %d %+v, spool %d; want 202 accepted and spooled too", code, got, s.spool.Depth())
+	if code, got := s.post(other, withBasic); code != http.StatusAccepted || got.Status != "accepted" || copies.Depth() != 1 {
+		t.Errorf("not held: %d %+v, %d copies; want 202 accepted and a copy", code, got, copies.Depth())
 	}
-	if len(replicas.asked) != 2 {
-		t.Errorf("replicas asked about %v, want the two registrations", replicas.asked)
+	stored := replicas.asked[1]
+	// The replicas lag: the next registration has its copy at once,
+	// rather than after a wait for them.
+	replicas.held = true
+	third := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("third.student@"), 1)
+	if code, got := s.post(third, withBasic); code != http.StatusAccepted || got.Status != "accepted" || s.spool.Depth() != 0 {
+		t.Errorf("a copy kept: %d %+v, spool %d; want the next one stored in Redis as ever", code, got, s.spool.Depth())
+	}
+	if len(replicas.asked) != 2 || copies.Depth() != 2 {
+		t.Fatalf("replicas asked about %v, %d copies; want the first two registrations asked about, two copies", replicas.asked, copies.Depth())
+	}
+
+	sweep := func(held bool, missing ...string) int {
+		t.Helper()
+		replicas.held, replicas.missing, replicas.asked = held, map[string]bool{}, nil
+		for _, id := range missing {
+			replicas.missing[id] = true
+		}
+		n, err := copies.Sweep(s.receiver.ConfirmUnreplicated)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := sweep(false); n != 0 || copies.Depth() != 2 || len(replicas.asked) != 2 || replicas.asked[0] != stored {
+		t.Errorf("replicas still behind: %d dropped, %d kept, asked about %v; want none dropped, asked about both, %s first", n, copies.Depth(), replicas.asked, stored)
+	}
+	// A master promoted without the first registration.
+	delete(s.queue.ids, stored)
+	if n := sweep(false, stored); n != 0 || copies.Depth() != 2 || !s.queue.ids[stored] {
+		t.Errorf("master without it: %d dropped, %d kept, stored again %v; want it stored again under its id and kept", n, copies.Depth(), s.queue.ids[stored])
+	}
+	if n := sweep(true); n != 2 || copies.Depth() != 0 {
+		t.Errorf("replicas hold them: %d dropped, %d kept; want both dropped", n, copies.Depth())
+	}
+	// Caught up: the receiver waits for them again.
+	fourth := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("fourth.student@"), 1)
+	replicas.asked = nil
+	if code, _ := s.post(fourth, withBasic); code != http.StatusAccepted || len(replicas.asked) != 1 || copies.Depth() != 0 {
+		t.Errorf("replicas caught up: %d, asked about %v, %d copies; want 202 after asking them, no copy", code, replicas.asked, copies.Depth())
 	}
 }
 
@@ -228,6 +286,15 @@ func TestEmptyPasswordNeverAuthenticates(t *testing.T) {
 func TestReceiverRefusesToRunWithoutItsParts(t *testing.T) {
 	if _, err := NewReceiver(ReceiverDeps{Queue: &memoryQueue{}, Metrics: NewMetrics(prometheus.NewRegistry()), Log: quietLog()}); err == nil || !strings.Contains(err.Error(), "Spool") {
 		t.Errorf("NewReceiver without a spool: %v", err)
+	}
+	spool, err := OpenSpool(t.TempDir(), 10, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spool.Close()
+	deps := ReceiverDeps{Queue: &memoryQueue{}, Spool: spool, Replicas: &replicasSay{}, Metrics: NewMetrics(prometheus.NewRegistry()), Log: quietLog()}
+	if _, err := NewReceiver(deps); err == nil || !strings.Contains(err.Error(), "Unreplicated") {
+		t.Errorf("NewReceiver with Replicas and nowhere to keep copies: %v", err)
 	}
 }
 
