@@ -13,6 +13,9 @@ type Metrics struct {
 	// looked up once here rather than by label on every request.
 	webhooks  *prometheus.CounterVec
 	byOutcome map[relay.Outcome]prometheus.Counter
+	// unreplicated counts the registrations given a copy because the
+	// replicas did not hold them within the wait.
+	unreplicated prometheus.Counter
 }
 
 // NewMetrics registers the webhook's series with reg.
@@ -24,7 +27,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Webhook requests by outcome (accepted, spooled, duplicate, rejected, unauthorized, unavailable).",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.webhooks)
+	m.unreplicated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "relay_webhooks_unreplicated_total",
+		Help: "Registrations Redis took that fewer replicas than RELAY_REDIS_MIN_REPLICAS held within the wait: each has a copy kept on local disk until they do.",
+	})
+	reg.MustRegister(m.webhooks, m.unreplicated)
 	m.byOutcome = map[relay.Outcome]prometheus.Counter{}
 	for _, o := range []relay.Outcome{relay.Accepted, relay.Spooled, relay.Duplicate, relay.Rejected, relay.Unauthorized, relay.Unavailable} {
 		// Made now, so every outcome shows from the start, at 0.

@@ -36,14 +36,14 @@ type Receiver struct {
 	unreplicated *Spool
 	// behind is set while the replicas lag: a copy is kept at once, rather
 	// than after a wait that would most likely be in vain, until the
-	// copies' drainer finds the replicas holding what they lacked.
+	// sweep of the copies finds the replicas holding them.
 	behind  atomic.Bool
 	log     *slog.Logger
 	metrics *Metrics
 }
 
 // ReceiverDeps is everything a Receiver needs; every field but Replicas
-// is required.
+// and Unreplicated is required, and Unreplicated is with Replicas.
 type ReceiverDeps struct {
 	Queue tasks.Enqueuer
 	// Replicas, when set, must hold a registration before Redis alone is
@@ -177,8 +177,9 @@ func (rc *Receiver) store(ctx context.Context, reg relay.Registration, webhookID
 
 // replicate waits until the replicas asked for hold a task just stored,
 // and keeps a copy of the registration until they do when they do not
-// yet: a failover now would lose what only the master has. The copy's
-// drainer stores it again in a master that lacks it.
+// yet: a failover now would lose what only the master has. The sweep of
+// the copies (ConfirmUnreplicated) stores it again in a master that lacks
+// it.
 func (rc *Receiver) replicate(ctx context.Context, reg relay.Registration, info *asynq.TaskInfo, payload []byte) {
 	if rc.replicas == nil {
 		return
@@ -191,6 +192,7 @@ func (rc *Receiver) replicate(ctx context.Context, reg relay.Registration, info 
 		rc.behind.Store(true)
 		rc.log.Warn("registrations on fewer Redis replicas than RELAY_REDIS_MIN_REPLICAS; keeping a copy of each until they hold it", "registration", info.ID, "err", err)
 	}
+	rc.metrics.unreplicated.Inc()
 	if err := rc.keepUnreplicated(info.ID, payload); err != nil {
 		rc.log.Error("registration only on the Redis master: the spool could not keep a copy", "registration", info.ID, "err", err)
 	}

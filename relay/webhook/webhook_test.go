@@ -206,6 +206,11 @@ func TestARegistrationTooFewReplicasHoldHasACopyKeptUntilTheyDo(t *testing.T) {
 	if len(replicas.asked) != 2 || copies.Depth() != 2 {
 		t.Fatalf("replicas asked about %v, %d copies; want the first two registrations asked about, two copies", replicas.asked, copies.Depth())
 	}
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), "\nrelay_webhooks_unreplicated_total 2\n") {
+		t.Errorf("/metrics does not count the two copies:\n%s", rec.Body)
+	}
 
 	sweep := func(held bool, missing ...string) int {
 		t.Helper()
