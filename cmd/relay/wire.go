@@ -140,8 +140,9 @@ func (p *relayProcess) startReceiver(ctx context.Context) error {
 			return err
 		}
 		p.onClose(func() { _ = deps.Unreplicated.Close() })
-		p.http.Metrics.ObserveUnreplicated(deps.Unreplicated)
 	}
+	// Exposed without the setting too, at 0, for one alert rule to fit all.
+	p.http.Metrics.ObserveUnreplicated(deps.Unreplicated)
 	if n := p.cfg.Redis.MinReplicas; n > 0 {
 		deps.Replicas = redisstore.NewReplicas(p.redis, n, replicaWait)
 	}

@@ -58,10 +58,15 @@ func (m *Metrics) ObserveSpool(s *Spool) {
 }
 
 // ObserveUnreplicated exports how many registrations Redis took have a
-// copy kept in s until enough replicas hold them.
+// copy kept in s until enough replicas hold them; a nil s, none.
 func (m *Metrics) ObserveUnreplicated(s *Spool) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "relay_spool_unreplicated",
 		Help: "Registrations kept on local disk until RELAY_REDIS_MIN_REPLICAS replicas hold them.",
-	}, func() float64 { return float64(s.Depth()) }))
+	}, func() float64 {
+		if s == nil {
+			return 0
+		}
+		return float64(s.Depth())
+	}))
 }
