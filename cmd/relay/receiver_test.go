@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/exam-relay/relay/config"
 	"github.com/exam-relay/relay/relay/relaytest"
 	"github.com/exam-relay/relay/relay/webhook"
@@ -283,6 +285,83 @@ func TestOneEmailForARegistrationSignedUnderTwoWebhookIDs(t *testing.T) {
 	h.waitIdle(10 * time.Second)
 	if n := h.smtp.Count(); n != 1 {
 		t.Errorf("%d emails for one registration sent under two webhook-ids, want 1", n)
+	}
+}
+
+// With RELAY_REDIS_MIN_REPLICAS=1 and the replica hung, registrations are
+// answered with a copy kept on disk; the copies stay while it lags, a
+// registration the master lost (as one promoted without it would) is
+// stored again from its copy, and the copies go once the replica holds
+// them all. Real redis-servers, the receiver as relay serve wires it.
+func TestCopiesForALaggingReplicaStayUntilItHoldsThem(t *testing.T) {
+	t.Parallel()
+	master := relaytest.StartRedis(t)
+	replica := relaytest.StartRedisWith(t, relaytest.RedisOptions{ReplicaOf: master.Addr})
+	ctx := t.Context()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if info, _ := replica.Client().Info(ctx, "replication").Result(); strings.Contains(info, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not sync")
+		}
+	}
+	cfg := config.Default()
+	cfg.RedisURL, cfg.Redis.MinReplicas = master.URL, 1
+	cfg.Webhook.Username, cfg.Webhook.Password = testUser, testPassword
+	cfg.Spool.Dir, cfg.LogLevel = t.TempDir(), "error"
+	p, err := openRelay(ctx, cfg, env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if err := p.startReceiver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	handler := p.handler()
+	post := func(i int) string {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, webhook.Path, bytes.NewReader(registrationFor(i, 0)))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(testUser, testPassword)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		var got answer
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusAccepted || got.Status != "accepted" {
+			t.Fatalf("POST = %d %s", rec.Code, rec.Body)
+		}
+		return tasks.TypeRegistration + ":" + got.ID
+	}
+	copies := p.http.Unreplicated
+	post(1)
+	if n := copies.Depth(); n != 0 {
+		t.Fatalf("%d copies of a registration the replica held", n)
+	}
+
+	replica.Pause()
+	post(2)
+	lost := post(3)
+	if n := copies.Depth(); n != 2 {
+		t.Fatalf("%d copies with the replica hung, want 2", n)
+	}
+	// The replica hangs for three more seconds: three sweeps keep them.
+	time.Sleep(3 * time.Second)
+	if n := copies.Depth(); n != 2 {
+		t.Fatalf("%d copies while the replica still lags, want 2", n)
+	}
+	if err := asynq.NewInspectorFromRedisClient(master.Client()).DeleteTask(tasks.QueueRegistrations, lost); err != nil {
+		t.Fatal(err)
+	}
+	replica.Resume()
+	for deadline := time.Now().Add(15 * time.Second); copies.Depth() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d copies 15 s after the replica resumed, want 0", copies.Depth())
+		}
+	}
+	for _, r := range []*relaytest.Redis{master, replica} {
+		if n, _ := r.Client().Exists(ctx, "asynq:{"+tasks.QueueRegistrations+"}:t:"+lost).Result(); n != 1 {
+			t.Errorf("%s lacks the registration the master lost: it was not stored again from its copy", r.Addr)
+		}
 	}
 }
 

@@ -278,15 +278,20 @@ func (s *Spool) RunDrainer(ctx context.Context, interval time.Duration, enqueue 
 }
 
 // RunSweeper sweeps the spool every interval while it holds anything,
-// until ctx ends. Sweeps that leave everything wait longer, up to 30
-// intervals: each reads the whole spool, which a long wait can fill.
+// until ctx ends. Each sweep reads the whole spool: while it holds more
+// than sweptAtOnce lines, sweeps that leave everything wait longer, up to
+// 30 intervals.
 func (s *Spool) RunSweeper(ctx context.Context, interval time.Duration, check func(lines [][]byte) ([]bool, error)) {
 	s.every(ctx, interval, 30*interval, func() (int, error) { return s.Sweep(check) })
 }
 
+// sweptAtOnce is how many lines a sweep reads every interval, however
+// often it leaves them all.
+const sweptAtOnce = 1000
+
 // every runs pass while the spool holds anything, until ctx ends: after
-// interval, or twice as long as last time, up to longest, when the last
-// pass did nothing.
+// interval or, when the last pass did nothing with more than sweptAtOnce
+// lines, twice as long as last time, up to longest.
 func (s *Spool) every(ctx context.Context, interval, longest time.Duration, pass func() (int, error)) {
 	wait := interval
 	var warned time.Time // while it fails, once a minute is enough
@@ -304,7 +309,7 @@ func (s *Spool) every(ctx context.Context, interval, longest time.Duration, pass
 				warned = time.Now()
 			}
 			wait = min(2*wait, longest)
-			if n > 0 {
+			if n > 0 || s.Depth() <= sweptAtOnce {
 				wait = interval
 			}
 		} else {
