@@ -74,6 +74,27 @@ func StartRedis(t testing.TB) *Redis {
 	return StartRedisWith(t, RedisOptions{})
 }
 
+// StartReplica starts a replica of master and returns once it has
+// master's data and follows its writes: its link is up, and the master
+// counts it online, as WAIT does (after a diskless sync, only from the
+// replica's first acknowledgement).
+func StartReplica(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	replica := StartRedisWith(t, RedisOptions{ReplicaOf: master.Addr, Password: master.opts.Password})
+	_, port, _ := net.SplitHostPort(replica.Addr)
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		linked, _ := replica.client.Info(ctx, "replication").Result()
+		counted, _ := master.client.Info(ctx, "replication").Result()
+		if strings.Contains(linked, "master_link_status:up") && strings.Contains(counted, ",port="+port+",state=online,") {
+			return replica
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica on %s did not sync with %s within 10 s", replica.Addr, master.Addr)
+		}
+	}
+}
+
 // StartPersistentRedis is StartRedis with an append-only file synced on
 // every write, as production runs it (there, every second): what it
 // acknowledged survives Stop and Start. Tests use it to check that a Redis
