@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -99,12 +98,8 @@ func forgetSpooled(cfg config.Config, address string) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	copies := webhook.UnreplicatedDir(cfg.Spool.Dir)
-	if _, err := os.Stat(copies); errors.Is(err, os.ErrNotExist) {
-		return n, nil
-	}
-	unreplicated, err := webhook.OpenSpool(copies, cfg.Spool.Max, log)
-	if err != nil {
+	unreplicated, err := webhook.OpenUnreplicated(cfg.Spool.Dir, cfg.Spool.Max, false, log)
+	if err != nil || unreplicated == nil {
 		return n, err
 	}
 	defer unreplicated.Close()

@@ -199,7 +199,7 @@ func TestForgetLeavesNoTraceOfTheStudent(t *testing.T) {
 	spool.Append(payload)
 	spool.Close()
 	// And a copy kept until Redis's replicas hold a registration of theirs.
-	copies, err := webhook.OpenSpool(webhook.UnreplicatedDir(spoolDir), 10, slog.New(slog.DiscardHandler))
+	copies, err := webhook.OpenUnreplicated(spoolDir, 10, true, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,11 +133,10 @@ func (p *relayProcess) startReceiver(ctx context.Context) error {
 	deps := webhook.ReceiverDeps{Queue: p.queue, Options: p.options, Spool: spool, Metrics: p.http.Metrics, Log: p.log}
 	// Copies left by a run with RELAY_REDIS_MIN_REPLICAS are drained even
 	// when it is off now.
-	copies := webhook.UnreplicatedDir(p.cfg.Spool.Dir)
-	if _, err := os.Stat(copies); p.cfg.Redis.MinReplicas > 0 || err == nil {
-		if deps.Unreplicated, err = webhook.OpenSpool(copies, p.cfg.Spool.Max, p.log.With("spool", "unreplicated")); err != nil {
-			return err
-		}
+	if deps.Unreplicated, err = webhook.OpenUnreplicated(p.cfg.Spool.Dir, p.cfg.Spool.Max, p.cfg.Redis.MinReplicas > 0, p.log); err != nil {
+		return err
+	}
+	if deps.Unreplicated != nil {
 		p.onClose(func() { _ = deps.Unreplicated.Close() })
 	}
 	// Exposed without the setting too, at 0, for one alert rule to fit all.

@@ -215,13 +215,19 @@ func (rc *Receiver) EnqueueSpooled(payload []byte) error {
 		rc.log.Error("spool: dropping an unreadable line", "err", err)
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
+	defer cancel()
+	return rc.storeAgain(ctx, reg, tasks.TaskID(tasks.TypeRegistration, reg))
+}
+
+// storeAgain enqueues reg, from the spool or a copy, under the task id id;
+// one still there is a success.
+func (rc *Receiver) storeAgain(ctx context.Context, reg relay.Registration, id string) error {
 	task, err := tasks.NewRegistrationTask(reg, rc.opts)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
-	defer cancel()
-	if _, err := rc.queue.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+	if _, err := rc.queue.EnqueueContext(ctx, task, asynq.TaskID(id)); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return err
 	}
 	return nil

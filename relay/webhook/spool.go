@@ -129,12 +129,9 @@ func (s *Spool) Drain(enqueue func([]byte) error) (int, error) {
 	}
 	drained := 0
 	for _, path := range pending {
-		lines, torn, err := readSpoolFile(path)
+		lines, err := s.read(path)
 		if err != nil {
 			return drained, err
-		}
-		if torn > 0 {
-			s.log.Warn("spool: skipped a torn or unreadable line, left by a crash mid-write", "file", path, "count", torn)
 		}
 		for i, line := range lines {
 			if err := enqueue(line); err != nil {
@@ -168,12 +165,9 @@ func (s *Spool) Sweep(check func(lines [][]byte) (done []bool, err error)) (int,
 	}
 	var lines [][]byte
 	for _, path := range pending {
-		got, torn, err := readSpoolFile(path)
+		got, err := s.read(path)
 		if err != nil {
 			return 0, err
-		}
-		if torn > 0 {
-			s.log.Warn("spool: skipped a torn or unreadable line, left by a crash mid-write", "file", path, "count", torn)
 		}
 		lines = append(lines, got...)
 	}
@@ -321,6 +315,15 @@ func (s *Spool) every(ctx context.Context, interval, longest time.Duration, pass
 		case <-time.After(wait):
 		}
 	}
+}
+
+// read is readSpoolFile for a drain or a sweep, which logs what it skips.
+func (s *Spool) read(path string) ([][]byte, error) {
+	lines, torn, err := readSpoolFile(path)
+	if torn > 0 {
+		s.log.Warn("spool: skipped a torn or unreadable line, left by a crash mid-write", "file", path, "count", torn)
+	}
+	return lines, err
 }
 
 // readSpoolFile returns the well-formed lines of path and how many it

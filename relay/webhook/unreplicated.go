@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"os"
 	"path/filepath"
-
-	"github.com/hibiken/asynq"
 
 	"github.com/exam-relay/relay/relay"
 	"github.com/exam-relay/relay/tasks"
@@ -23,8 +23,16 @@ type unreplicatedCopy struct {
 	Registration json.RawMessage `json:"registration"`
 }
 
-// UnreplicatedDir is the Unreplicated spool's folder in the spool's.
-func UnreplicatedDir(spoolDir string) string { return filepath.Join(spoolDir, "unreplicated") }
+// OpenUnreplicated opens the Unreplicated spool in the spool folder
+// spoolDir; when it is not there, it makes it if create is set, and
+// returns nil otherwise.
+func OpenUnreplicated(spoolDir string, max int, create bool, log *slog.Logger) (*Spool, error) {
+	dir := filepath.Join(spoolDir, "unreplicated")
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) && !create {
+		return nil, nil
+	}
+	return OpenSpool(dir, max, log.With("spool", "unreplicated"))
+}
 
 func (rc *Receiver) keepUnreplicated(taskID string, payload []byte) error {
 	line, err := json.Marshal(unreplicatedCopy{Task: taskID, Registration: payload})
@@ -93,19 +101,6 @@ func (rc *Receiver) ConfirmUnreplicated(lines [][]byte) ([]bool, error) {
 		rc.log.Info("Redis replicas hold the registrations again; waiting for them as before")
 	}
 	return done, nil
-}
-
-// storeAgain enqueues reg under the task id it was first stored with; one
-// still there is a success.
-func (rc *Receiver) storeAgain(ctx context.Context, reg relay.Registration, id string) error {
-	task, err := tasks.NewRegistrationTask(reg, rc.opts)
-	if err != nil {
-		return err
-	}
-	if _, err := rc.queue.EnqueueContext(ctx, task, asynq.TaskID(id)); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return err
-	}
-	return nil
 }
 
 // ForgetUnreplicated removes from s, an Unreplicated spool, the copies
