@@ -109,6 +109,13 @@ func example(t testing.TB) []byte {
 	return b
 }
 
+// exampleFor is the example registration for another student, whose
+// address starts with local.
+func exampleFor(t testing.TB, local string) []byte {
+	t.Helper()
+	return bytes.Replace(example(t), []byte("jonas.becker@"), []byte(local+"@"), 1)
+}
+
 func TestChecksComeInTheOrderASenderLearnsOfThem(t *testing.T) {
 	s := newServer(t, 10, nil, Credentials{Username: user, Password: password})
 	big := []byte(`{"pad":"` + strings.Repeat("x", MaxBodyBytes) + `"}`)
@@ -147,7 +154,7 @@ func TestRedisAwaySpoolsAndAFullSpoolIs503(t *testing.T) {
 	if code != http.StatusAccepted || got.Status != "spooled" || s.spool.Depth() != 1 {
 		t.Fatalf("Redis away: %d %+v, spool %d; want 202 spooled", code, got, s.spool.Depth())
 	}
-	other := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("other.student@"), 1)
+	other := exampleFor(t, "other.student")
 	code, got = s.post(other, withBasic)
 	if code != http.StatusServiceUnavailable || got.Status != "unavailable" || s.spool.Depth() != 1 {
 		t.Errorf("Redis away, spool full: %d %+v, spool %d; want 503 unavailable and nothing kept", code, got, s.spool.Depth())
@@ -191,7 +198,7 @@ func TestARegistrationTooFewReplicasHoldHasACopyKeptUntilTheyDo(t *testing.T) {
 		t.Errorf("held by the replicas: %d %+v, %d copies; want 202 accepted and no copy", code, got, copies.Depth())
 	}
 	replicas.held = false
-	other := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("other.student@"), 1)
+	other := exampleFor(t, "other.student")
 	if code, got := s.post(other, withBasic); code != http.StatusAccepted || got.Status != "accepted" || copies.Depth() != 1 {
 		t.Errorf("not held: %d %+v, %d copies; want 202 accepted and a copy", code, got, copies.Depth())
 	}
@@ -199,7 +206,7 @@ func TestARegistrationTooFewReplicasHoldHasACopyKeptUntilTheyDo(t *testing.T) {
 	// The replicas lag: the next registration has its copy at once,
 	// rather than after a wait for them.
 	replicas.held = true
-	third := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("third.student@"), 1)
+	third := exampleFor(t, "third.student")
 	if code, got := s.post(third, withBasic); code != http.StatusAccepted || got.Status != "accepted" || s.spool.Depth() != 0 {
 		t.Errorf("a copy kept: %d %+v, spool %d; want the next one stored in Redis as ever", code, got, s.spool.Depth())
 	}
@@ -236,7 +243,7 @@ func TestARegistrationTooFewReplicasHoldHasACopyKeptUntilTheyDo(t *testing.T) {
 		t.Errorf("replicas hold them: %d dropped, %d kept; want both dropped", n, copies.Depth())
 	}
 	// Caught up: the receiver waits for them again.
-	fourth := bytes.Replace(example(t), []byte("jonas.becker@"), []byte("fourth.student@"), 1)
+	fourth := exampleFor(t, "fourth.student")
 	replicas.asked = nil
 	if code, _ := s.post(fourth, withBasic); code != http.StatusAccepted || len(replicas.asked) != 1 || copies.Depth() != 0 {
 		t.Errorf("replicas caught up: %d, asked about %v, %d copies; want 202 after asking them, no copy", code, replicas.asked, copies.Depth())
